@@ -1,0 +1,37 @@
+# nasflow: the whole study as one DAG. `snakemake --cores all` runs the demo (params.yaml);
+# `--configfile params/paper-nb201-cifar10.yaml` the paper-scale study; `--resources gpu=N` bounds
+# concurrent training jobs (each claims its own GPU; CPU when there is none).
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+configfile: "params.yaml"
+
+sys.path.insert(0, workflow.basedir)
+from stages.common import ParamsError, validate_params, write_resolved_params
+
+try:
+    validate_params(config, "config")  # the JSON schema in workflow/schemas/ plus cross-references
+except ParamsError as e:
+    sys.exit(f"error: {e}")
+
+# The stages read the merged config (params.yaml + --configfile + --config), written only when it changes.
+PARAMS = write_resolved_params(config, ".snakemake/nasflow/params.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/sample.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/estimates.csv",
+        "results/correlation.csv",
+        "results/report.xlsx",
+        "results/metrics.json",
+        "results/plots",

@@ -1,0 +1,109 @@
+"""The study's report: the xlsx workbook (the BPE paper's Search_Hyperparameters_Results.xlsx layout plus the
+ground truth and correlation sheets), plots, and the DVC metrics file."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
+# rows of the settings sheet: (label, key in a setting)
+SETTING_ROWS = [("epochs", "epochs"), ("batch size", "batch_size"), ("lr", "lr"), ("layers", "layers"),
+                ("cells per stage", "cells_per_stage"), ("channels", "channels"), ("image size", "image_size"),
+                ("cutout", "cutout"), ("precision", "precision")]
+
+
+def _cell(v):
+    """openpyxl cannot store NaN; an empty cell says 'undefined'."""
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], correlation: list[dict],
+                   ground_truth_label: str, about: dict) -> None:
+    """settings: proxy setting name -> setting dict; estimates: rows of estimates.csv (dicts)."""
+    wb = Workbook()
+    bold = Font(bold=True)
+
+    ws = wb.active
+    ws.title = "settings"
+    names = list(settings)
+    ws.append(["setting", *names])
+    for label, key in SETTING_ROWS:
+        if any(key in settings[n] for n in names):
+            ws.append([label, *(settings[n].get(key) for n in names)])
+    ws.append(["arch", *([None] * len(names))])
+    for row in estimates:
+        ws.append([row["arch"], *(row[f"proxy_{n}"] for n in names)])
+    by_name = {c["estimator"]: c for c in correlation}
+    scores = {n: np.array([r[f"proxy_{n}"] for r in estimates], float) for n in names}
+    ws.append(["Mean", *(float(scores[n].mean()) for n in names)])
+    ws.append(["Std", *(float(scores[n].std(ddof=1)) if len(scores[n]) > 1 else None for n in names)])
+    ws.append(["Spearman", *(_cell(by_name[f"proxy_{n}"]["spearman_rho"]) for n in names)])
+    ws.append(["Kendall", *(_cell(by_name[f"proxy_{n}"]["kendall_tau"]) for n in names)])
+    ws.append(["seconds per arch", *(_cell(by_name[f"proxy_{n}"]["seconds_per_arch"]) for n in names)])
+    for c in ws[1]:
+        c.font = bold
+    ws.column_dimensions["A"].width = 70
+
+    ws = wb.create_sheet("ground_truth")
+    ws.append(["arch", f"accuracy ({ground_truth_label})"])
+    for row in estimates:
+        ws.append([row["arch"], row["ground_truth"]])
+    ws.column_dimensions["A"].width = 70
+
+    ws = wb.create_sheet("correlation")
+    columns = list(correlation[0]) if correlation else ["estimator"]
+    ws.append(columns)
+    for c in correlation:
+        ws.append([_cell(c[k]) for k in columns])
+
+    ws = wb.create_sheet("about")
+    ws.append(["what made this workbook"])
+    for key, value in about.items():
+        ws.append([key, str(value)])
+    for sheet in wb.worksheets:
+        for c in sheet[1]:
+            c.font = bold
+    wb.save(path)
+
+
+def plot_proxy_vs_truth(path, name: str, estimate, truth, row: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.scatter(truth, estimate, s=18, alpha=0.8)
+    ax.set_xlabel("ground-truth accuracy (%)")
+    ax.set_ylabel(f"{name} accuracy (%)")
+    ax.set_title(f"{name}: Kendall τ {row['kendall_tau']:.3f}, Spearman ρ {row['spearman_rho']:.3f}", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_correlation_vs_cost(path, correlation: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for c in correlation:
+        tau, lo, hi = c["kendall_tau"], c["kendall_tau_low"], c["kendall_tau_high"]
+        yerr = None if math.isnan(lo) else [[tau - lo], [hi - tau]]
+        ax.errorbar(c["seconds_per_arch"], tau, yerr=yerr, fmt="o", capsize=3, label=c["estimator"])
+    ax.set_xscale("log")
+    ax.set_xlabel("cost per arch (seconds)")
+    ax.set_ylabel("Kendall τ vs ground truth (95% bootstrap)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,143 @@
+"""The `nasflow` command (also `python -m nasflow`).
+
+    nasflow info --space nb201 --arch A [--arch B ...] [--dataset D] [--channels C] [--cells N] [--json]
+
+User errors (a bad arch, a bad option) print one line on stderr and exit with status 2; no tracebacks.
+Add a subcommand by writing `_add_<name>(subparsers)` that sets `func`, and calling it in `build_parser`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from nasflow import __version__
+from nasflow.errors import NasflowError
+from nasflow.spaces import available_spaces, get_space
+
+PROG = "nasflow"
+
+# name -> (number of classes, image side in pixels), as NAS-Bench-201 trains on them.
+DATASETS: dict[str, tuple[int, int]] = {
+    "cifar10": (10, 32),
+    "cifar100": (100, 32),
+    "imagenet16-120": (120, 16),
+}
+
+
+class UsageError(NasflowError):
+    """Bad input found after argument parsing; printed like argparse's own errors."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- info
+
+
+def _add_info(subparsers) -> None:
+    p = subparsers.add_parser(
+        "info",
+        help="parameter and FLOP counts of architectures",
+        description="Canonical string, parameter count and FLOPs (multiply-accumulates per image of Conv "
+        "and Linear layers, NAS-Bench-201's convention) of each --arch.",
+    )
+    p.add_argument(
+        "--space", choices=available_spaces(), default="nb201", help="search space (default nb201)"
+    )
+    p.add_argument(
+        "--arch", action="append", required=True, metavar="ARCH",
+        help="architecture string; repeat for several",
+    )
+    p.add_argument(
+        "--dataset", choices=sorted(DATASETS), default="cifar10",
+        help="sets the number of classes and the image size (default cifar10)",
+    )
+    p.add_argument(
+        "--channels", type=_positive_int, default=16, metavar="C",
+        help="channels of the first stage (default 16)",
+    )
+    p.add_argument("--cells", type=_positive_int, default=5, metavar="N", help="cells per stage (default 5)")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {arch, params, flops}")
+    p.set_defaults(func=_run_info)
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    space = get_space(args.space)
+    archs = []
+    for arch in args.arch:  # every arch is checked before anything is built or printed
+        try:
+            archs.append(space.canonical(arch))
+        except NasflowError as err:
+            raise UsageError(str(err)) from None
+
+    from nasflow.counting import count_flops, count_params  # torch is only needed from here on
+
+    num_classes, image_size = DATASETS[args.dataset]
+    rows = []
+    for arch in archs:
+        model = space.build_network(arch, channels=args.channels, depth=args.cells, num_classes=num_classes)
+        rows.append(
+            {
+                "arch": arch,
+                "params": count_params(model),
+                "flops": count_flops(model, (3, image_size, image_size)),
+            }
+        )
+
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+
+    print(
+        f"# {args.space} on {args.dataset} ({num_classes} classes, {image_size}x{image_size} px), "
+        f"C={args.channels}, N={args.cells}"
+    )
+    width = max(len("arch"), *(len(row["arch"]) for row in rows))
+    print(f"{'arch':<{width}}  {'params':>10}  {'M params':>9}  {'MFLOPs':>9}")
+    for row in rows:
+        print(
+            f"{row['arch']:<{width}}  {row['params']:>10,d}  {row['params'] / 1e6:>9.6f}  "
+            f"{row['flops'] / 1e6:>9.3f}"
+        )
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Performance estimation for neural architecture search."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_info(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line `argv` (default: sys.argv[1:]); return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)  # usage errors: message on stderr, SystemExit(2)
+    try:
+        return args.func(args)
+    except NasflowError as err:
+        message = " ".join(str(err).splitlines())
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

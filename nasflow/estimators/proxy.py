@@ -1,0 +1,85 @@
+"""Proxy training (budgeted performance estimation, BPE): train each arch under a named setting and score it
+by its accuracy on the evaluation split after the last epoch. The same code produces the ground truth when
+the setting is the full protocol (the `retrain` node of the DAG).
+
+Each arch is trained with its own seed (derived from the study seed and the arch string, never from its
+position), so results are identical however the archs are split into shards. Finished archs are kept in a
+work directory and a running one checkpoints every epoch, so a killed job resumes where it stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zlib
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+from nasflow.data import Splits
+from nasflow.train import TrainConfig, train
+
+# setting keys that are not training hyperparameters (they shape the network or the data split)
+_NETWORK_KEYS = {"channels", "cells_per_stage", "layers", "eval_split"}
+
+
+def train_config(setting: dict) -> TrainConfig:
+    """A setting (a plain dict as in params.yaml) -> the training engine's config."""
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(setting) - known - _NETWORK_KEYS
+    if unknown:
+        raise ValueError(f"setting has keys the training engine does not know: {sorted(unknown)}")
+    return TrainConfig(**{k: v for k, v in setting.items() if k in known})
+
+
+def arch_seed(seed: int, arch: str) -> int:
+    """A per-arch seed that does not depend on the arch's position or shard."""
+    return (seed * 1_000_003 + zlib.crc32(arch.encode())) % 2**31
+
+
+def digest(obj) -> str:
+    """Short stable hash of a JSON-able object: names work directories by everything that shapes a result."""
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def depth_of(space, setting: dict) -> int:
+    return setting["cells_per_stage"] if space.NAME == "nb201" else setting["layers"]
+
+
+def train_arch(arch: str, *, space, setting: dict, splits: Splits, seed: int, device, checkpoint=None,
+               progress: bool = True) -> dict:
+    """Train one arch under one setting; returns the per-arch result (curves, final/best accuracy, cost)."""
+    s = arch_seed(seed, arch)
+    torch.manual_seed(s)
+    model = space.build_network(arch, channels=setting["channels"], depth=depth_of(space, setting),
+                                num_classes=splits.num_classes)
+    result = train(model, splits, train_config(setting), seed=s, device=device, checkpoint=checkpoint,
+                   progress=progress, desc=arch)
+    return {"arch": arch, "seed": s, "setting": setting, **result}
+
+
+def train_archs(archs: list[str], *, space, setting: dict, splits: Splits, seed: int, device, work_dir,
+                progress: bool = True) -> list[dict]:
+    """Train every arch (skipping those already finished in work_dir); results in the order of `archs`."""
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for arch in archs:
+        key = digest(arch)
+        done = work_dir / f"{key}.json"
+        if done.exists():
+            try:
+                results.append(json.loads(done.read_text()))
+                continue
+            except json.JSONDecodeError:
+                done.unlink()  # a torn write from a crash: train again
+        ckpt = work_dir / f"{key}.pt"
+        result = train_arch(arch, space=space, setting=setting, splits=splits, seed=seed, device=device,
+                            checkpoint=ckpt, progress=progress)
+        tmp = done.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(result, default=str))
+        os.replace(tmp, done)
+        ckpt.unlink(missing_ok=True)  # the result is kept; the optimiser state is no longer needed
+        results.append(result)
+    return results

@@ -1,0 +1,115 @@
+"""NAS-Bench-201 fixed-architecture network (`TinyNetwork`), as trained for the benchmark.
+
+    stem   Conv 3x3 (3 -> C, no bias) + BN
+    stage  N cells at C
+    block  ResNet basic block, stride 2, C -> 2C
+    stage  N cells at 2C
+    block  ResNet basic block, stride 2, 2C -> 4C
+    stage  N cells at 4C
+    head   BN -> ReLU -> global average pool -> Linear
+
+Every cell uses the same arch. A cell has 4 nodes; node j is the sum of its edges from nodes i < j and node
+3 is the output. `cell.edges[k]` is the op module of edge `EDGES[k]` (string order), so supernet and angle
+code can find each edge's conv weights. `none` edges hold a `Zero` module for alignment but are never run.
+Any input size divisible by 4 and any number of classes work.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from nasflow.models.ops import ResNetBasicBlock, make_op
+from nasflow.spaces import nb201 as space
+
+__all__ = ["InferCell", "TinyNetwork"]
+
+
+class InferCell(nn.Module):
+    """One NB201 cell with a fixed op per edge."""
+
+    def __init__(
+        self, arch: str, C: int, *, affine: bool = True, track_running_stats: bool = True
+    ):
+        super().__init__()
+        self.arch = space.canonical(arch)
+        self.op_names: tuple[str, ...] = space.parse(self.arch)
+        self.edges = nn.ModuleList(
+            make_op(op, C, affine=affine, track_running_stats=track_running_stats)
+            for op in self.op_names
+        )
+        # For each node 1..3: the (edge index, source node) pairs that actually contribute.
+        self._inputs: list[list[tuple[int, int]]] = [[] for _ in range(space.N_NODES)]
+        for k, ((to_node, from_node), op) in enumerate(zip(space.EDGES, self.op_names)):
+            if op != "none":
+                self._inputs[to_node].append((k, from_node))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for to_node in range(1, space.N_NODES):
+            node = None
+            for k, from_node in self._inputs[to_node]:
+                out = self.edges[k](nodes[from_node])
+                node = out if node is None else node + out
+            nodes.append(torch.zeros_like(x) if node is None else node)
+        return nodes[-1]
+
+    def extra_repr(self) -> str:
+        return f"arch={self.arch}"
+
+
+class TinyNetwork(nn.Module):
+    """The benchmark's network for one cell; NB201 trains it with C=16, N=5."""
+
+    def __init__(
+        self,
+        arch: str,
+        C: int = 16,
+        N: int = 5,
+        num_classes: int = 10,
+        *,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ):
+        super().__init__()
+        if C < 1 or N < 0 or num_classes < 1:
+            raise ValueError(f"need C >= 1, N >= 0, num_classes >= 1; got C={C}, N={N}, {num_classes=}")
+        self.arch = space.canonical(arch)
+        self.C, self.N, self.num_classes = C, N, num_classes
+
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, C, kernel_size=3, padding=1, bias=False),
+            nn.BatchNorm2d(C),
+        )
+
+        # Cells and the two reduction blocks, in order (the layout of ADL's `cells` list).
+        layers: list[nn.Module] = []
+        C_prev = C
+        for stage, C_stage in enumerate((C, 2 * C, 4 * C)):
+            if stage > 0:
+                layers.append(ResNetBasicBlock(C_prev, C_stage, stride=2))
+            layers.extend(
+                InferCell(self.arch, C_stage, affine=affine, track_running_stats=track_running_stats)
+                for _ in range(N)
+            )
+            C_prev = C_stage
+        self.cells = nn.ModuleList(layers)
+
+        self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU(inplace=True))
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_prev, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for layer in self.cells:
+            x = layer(x)
+        x = self.global_pooling(self.lastact(x)).flatten(1)
+        return self.classifier(x)
+
+    def infer_cells(self) -> list[InferCell]:
+        """The 3N cells (without the reduction blocks), in order."""
+        return [m for m in self.cells if isinstance(m, InferCell)]
+
+    def reduction_blocks(self) -> list[ResNetBasicBlock]:
+        """The two ResNet blocks between stages."""
+        return [m for m in self.cells if isinstance(m, ResNetBasicBlock)]

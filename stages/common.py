@@ -1,0 +1,188 @@
+"""What every stage shares: loading and validating params.yaml, the one-line error contract, atomic writes,
+shard parsing and the provenance record. Stages are thin: options -> params -> library call -> artifact."""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from nasflow.errors import NasflowError, ParamsError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "params.schema.yaml"
+
+
+def _dotted(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def validate_params(params: Any, source: str = "params.yaml") -> dict:
+    """Check params against the JSON schema and the cross-references the schema cannot express.
+
+    Raises ParamsError with one line naming the offending key. Fills schema defaults into settings.
+    """
+    import jsonschema
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(params))
+    if error is not None:
+        raise ParamsError(f"{source}: {_dotted(error.absolute_path)}: {error.message}")
+    settings = params["settings"]
+    for name in params["proxy"]["settings"]:
+        if name not in settings:
+            raise ParamsError(f"{source}: proxy.settings: unknown setting {name!r} (defined: {', '.join(settings)})")
+    gt = params["ground_truth"]
+    required = {"retrain": ["setting"], "table": ["path", "column"]}[gt["source"]]
+    for key in required:
+        if key not in gt:
+            raise ParamsError(f"{source}: ground_truth.{key}: required when source is {gt['source']!r}")
+    if gt["source"] == "retrain" and gt["setting"] not in settings:
+        raise ParamsError(f"{source}: ground_truth.setting: unknown setting {gt['setting']!r}")
+    depth_key, other = {"nb201": ("cells_per_stage", "layers"), "darts": ("layers", "cells_per_stage")}[params["space"]]
+    for name, setting in settings.items():
+        if other in setting:
+            raise ParamsError(f"{source}: settings.{name}.{other}: not a key of the {params['space']} space (use {depth_key})")
+        if depth_key not in setting:
+            raise ParamsError(f"{source}: settings.{name}.{depth_key}: required in the {params['space']} space")
+        for key, spec in schema["$defs"]["setting"]["properties"].items():
+            if "default" in spec:
+                setting.setdefault(key, spec["default"])
+    if params["data"]["dataset"] == "npz" and not params["data"].get("path"):
+        raise ParamsError(f"{source}: data.path: required when data.dataset is 'npz'")
+    for key, spec in schema["properties"]["data"]["properties"].items():
+        if "default" in spec:
+            params["data"].setdefault(key, spec["default"])
+    params["report"].setdefault("bootstrap", 1000)
+    return params
+
+
+def load_params(path: str | os.PathLike = "params.yaml") -> dict:
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"params file not found: {path}") from None
+    except yaml.YAMLError as e:
+        line = f" (line {e.problem_mark.line + 1})" if getattr(e, "problem_mark", None) else ""
+        raise ParamsError(f"{path}: not valid YAML{line}") from None
+    if not isinstance(params, dict):
+        raise ParamsError(f"{path}: expected a mapping of parameters")
+    return validate_params(params, str(path))
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/n' -> (i, n) with 0 <= i < n."""
+    try:
+        i, n = (int(p) for p in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard must look like i/n, got {text!r}") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= i < n")
+    return i, n
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
+    return p
+
+
+def provenance(params: dict, **extra) -> dict:
+    """What made an artifact: the parameters, versions, host and command line."""
+    import torch
+
+    import nasflow
+
+    return {
+        "nasflow": nasflow.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "params": params,
+        **extra,
+    }
+
+
+def atomic_path(path: str | os.PathLike) -> "_Atomic":
+    """Context manager yielding a temporary path next to `path`; renamed into place only on success."""
+    return _Atomic(Path(path))
+
+
+class _Atomic:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> Path:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        return self.tmp
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+        return False
+
+
+def write_json(path, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1, default=str) + "\n")
+
+
+def read_json(path) -> Any:
+    from nasflow.errors import CheckpointError
+
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"missing input file: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CheckpointError(f"corrupt input file (not JSON): {path}") from None
+
+
+def main_guard(func: Callable[[], None]) -> Callable[[], None]:
+    """Run a stage's main: user errors become one line on stderr and exit status 2, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper():
+        try:
+            func()
+        except NasflowError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+
+    return wrapper
+
+
+def configure_torch(params: dict) -> None:
+    """Same thread count in every job, so results do not depend on how the work is sharded."""
+    import torch
+
+    torch.set_num_threads(params["threads"])
+
+
+def write_resolved_params(config: dict, path: str | os.PathLike) -> str:
+    """Write the engine's merged config for the stages to read; untouched when unchanged (no spurious reruns)."""
+    path = Path(path)
+    text = yaml.safe_dump(config, sort_keys=False)
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+    return str(path)

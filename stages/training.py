@@ -1,0 +1,81 @@
+"""Shared by proxy_train and ground_truth: read this shard's archs, claim a device, train, write the JSON."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from nasflow.errors import CheckpointError
+from stages.common import configure_torch, provenance, write_json
+
+
+def read_archs(path, shard=(0, 1)) -> list[dict]:
+    """The {id, arch} records of one shard: every n-th line starting at i."""
+    from nasflow.errors import ArchError
+
+    i, n = shard
+    try:
+        lines = Path(path).read_text().splitlines()
+    except FileNotFoundError:
+        raise CheckpointError(f"missing input file: {path} (run sample_archs first)") from None
+    records = []
+    for lineno, line in enumerate(lines, 1):
+        try:
+            rec = json.loads(line)
+            records.append({"id": int(rec["id"]), "arch": str(rec["arch"])})
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise ArchError(f"{path}:{lineno}: expected a JSON object with 'id' and 'arch'") from None
+    return records[i::n]
+
+
+def _load_splits(params, setting):
+    from nasflow.data import load_dataset
+
+    d = params["data"]
+    return load_dataset(d["dataset"], root=d["root"], path=d["path"], download=d["download"],
+                        split_seed=params["seed"], eval_split=setting.get("eval_split", "test"), subset=d["subset"])
+
+
+def run_training(params: dict, setting_name: str, *, kind: str, shard, archs_path, out) -> None:
+    from nasflow.devices import claim_device, describe
+    from nasflow.estimators.proxy import digest, train_archs
+    from nasflow.spaces import get_space
+
+    configure_torch(params)
+    space = get_space(params["space"])
+    setting = params["settings"][setting_name]
+    records = read_archs(archs_path, shard)
+    for r in records:
+        r["arch"] = space.canonical(r["arch"])
+    # everything that shapes a result names the work dir, so a changed setting never reuses stale results
+    work = Path("results/work") / f"{setting_name}-{digest([params['space'], setting, params['data'], params['seed']])}"
+    splits = _load_splits(params, setting)
+    start = time.time()
+    with claim_device(params["device"]) as device:
+        results = train_archs([r["arch"] for r in records], space=space, setting=setting, splits=splits,
+                              seed=params["seed"], device=device, work_dir=work)
+        device_name = describe(device)
+    for r, res in zip(records, results):
+        res["id"] = r["id"]
+    write_json(out, {
+        "kind": kind, "setting_name": setting_name, "setting": setting, "shard": list(shard),
+        "device": device_name, "seconds": time.time() - start, "results": results,
+        "provenance": provenance(params, inputs=[str(archs_path)]),
+    })
+
+
+def write_lookup(params: dict, *, shard, archs_path, out) -> None:
+    from nasflow.bench import lookup
+    from nasflow.spaces import get_space
+
+    space = get_space(params["space"])
+    gt = params["ground_truth"]
+    records = read_archs(archs_path, shard)
+    archs = [space.canonical(r["arch"]) for r in records]
+    accs = lookup(archs, gt["path"], gt["column"])
+    results = [{"id": r["id"], "arch": a, "final_acc": acc, "seconds": 0.0} for r, a, acc in zip(records, archs, accs)]
+    write_json(out, {
+        "kind": "ground_truth", "setting_name": f"table:{gt['column']}", "setting": gt, "shard": list(shard),
+        "device": None, "seconds": 0.0, "results": results,
+        "provenance": provenance(params, inputs=[str(archs_path), gt["path"]]),
+    })

@@ -1,0 +1,28 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data (real CIFAR-10 and NAS-Bench-201 ground truth); tests that need it skip without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def engine_env(tmp_path) -> dict:
+    """Environment for running the engines and stages as subprocesses: this venv first on PATH, no analytics."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ROOT)
+    env["DVC_NO_ANALYTICS"] = "1"
+    env["DVC_SITE_CACHE_DIR"] = str(tmp_path / "dvc-site-cache")
+    env["NASFLOW_LOCK_DIR"] = str(tmp_path / "locks")
+    return env

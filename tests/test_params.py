@@ -1,0 +1,58 @@
+"""params.yaml validation: a wrong key or value is one line naming it, exit status 2, no traceback."""
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from nasflow.errors import ParamsError
+from stages.common import ROOT, load_params, validate_params
+
+DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_default_and_paper_params_are_valid():
+    validate_params(copy.deepcopy(DEFAULT))
+    for path in sorted((ROOT / "params").glob("*.yaml")):
+        load_params(path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p.update(sead=1), "Additional properties are not allowed ('sead' was unexpected)"),
+    (lambda p: p["settings"]["bpe1"].update(epoch=3), "settings.bpe1: Additional properties"),
+    (lambda p: p["settings"]["bpe1"].update(precision=8), "settings.bpe1.precision: 8 is not one of [16, 32]"),
+    (lambda p: p["data"].update(dataset="mnist"), "data.dataset: 'mnist' is not one of"),
+    (lambda p: p.update(space="mobilenet"), "space: 'mobilenet' is not one of"),
+    (lambda p: p["proxy"].update(settings=["bpe3"]), "proxy.settings: unknown setting 'bpe3'"),
+    (lambda p: p["settings"]["bpe1"].update(layers=6), "settings.bpe1.layers: not a key of the nb201 space"),
+    (lambda p: p.update(ground_truth={"source": "table", "setting": "full"}), "ground_truth.path: required"),
+    (lambda p: p["settings"]["bpe2"].update(epochs=0), "settings.bpe2.epochs: 0 is less than the minimum of 1"),
+])
+def test_bad_params_name_the_key(edit, message):
+    params = copy.deepcopy(DEFAULT)
+    edit(params)
+    with pytest.raises(ParamsError) as e:
+        validate_params(params)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_stage_reports_bad_params_in_one_line(tmp_path, engine_env):
+    params = copy.deepcopy(DEFAULT)
+    params["settings"]["bpe1"]["epohcs"] = 3
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    out = tmp_path / "archs.jsonl"
+    r = subprocess.run([sys.executable, "-m", "stages.sample_archs", "--params", str(path), "--out", str(out)],
+                       cwd=ROOT, env=engine_env, capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "epohcs" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def test_invalid_yaml_is_one_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("seed: [1,\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(path)

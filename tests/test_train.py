@@ -1,0 +1,109 @@
+"""nasflow.train: learning, determinism, checkpoint/resume."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+from nasflow.data import load_dataset, random_labels
+from nasflow.errors import CheckpointError, ParamsError
+from nasflow.train import TrainConfig, seed_everything, train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def tiny_cnn(num_classes=10, dropout=0.0):
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(dropout), nn.Linear(32 * 4 * 4, num_classes))
+
+
+CFG = TrainConfig(epochs=3, batch_size=64, lr=0.05, image_size=16)
+
+
+def run(splits, cfg=CFG, seed=0, dropout=0.1, **kw):
+    seed_everything(seed)
+    model = tiny_cnn(dropout=dropout)
+    out = train(model, splits, cfg, seed=seed, device="cpu", progress=False, **kw)
+    return model, out
+
+
+@pytest.fixture(scope="module")
+def reference(digits):
+    """One uninterrupted run (seed 0), shared by the tests that compare against it."""
+    model, out = run(digits)
+    return model, out
+
+
+def test_learns_above_chance(reference):
+    _, out = reference
+    assert out["epochs"] == 3 and len(out["history"]) == 3
+    assert out["final_acc"] > 50.0  # chance is 10%
+    assert out["best_acc"] >= out["final_acc"]
+    h = out["history"]
+    assert h[0]["lr"] == pytest.approx(0.05) and h[-1]["lr"] < h[0]["lr"]  # cosine, per epoch
+    assert h[-1]["train_loss"] < h[0]["train_loss"]
+    assert out["precision_used"] == "fp32" and out["device"] == "cpu" and out["resumed_from"] is None
+    assert out["seconds"] == pytest.approx(sum(e["seconds"] for e in h))
+
+
+def test_same_seed_same_history(digits, reference):
+    m1, a = reference
+    m2, b = run(digits)
+    strip = lambda h: [{k: v for k, v in e.items() if not k.endswith("seconds")} for e in h]  # noqa: E731
+    assert strip(a["history"]) == strip(b["history"])
+    assert all(torch.equal(p, q) for p, q in zip(m1.state_dict().values(), m2.state_dict().values()))
+    _, c = run(digits, seed=1)
+    assert strip(c["history"]) != strip(a["history"])
+
+
+def test_resume_after_interruption_is_exact(digits, reference, tmp_path):
+    ref_model, ref = reference
+    ck = tmp_path / "ck" / "run.pt"
+    _, part = run(digits, checkpoint=ck, stop_after_epochs=1)
+    assert part["epochs"] == 1 and ck.exists()
+    # a fresh process would rebuild the model (consuming RNG differently) and resume from the file
+    model, out = run(digits, checkpoint=ck, seed=0)
+    assert out["resumed_from"] == 1 and out["epochs"] == 3
+    for k in ("final_acc", "best_acc", "final_train_acc"):
+        assert out[k] == ref[k]
+    assert [e["train_loss"] for e in out["history"]] == [e["train_loss"] for e in ref["history"]]
+    assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), ref_model.state_dict().values()))
+    # a finished checkpoint just returns the result
+    _, again = run(digits, checkpoint=ck)
+    assert again["resumed_from"] == 3 and again["final_acc"] == ref["final_acc"]
+
+
+def test_bad_checkpoints(digits, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage, not a checkpoint")
+    with pytest.raises(CheckpointError, match=str(bad)):
+        run(digits, checkpoint=bad)
+    ck = tmp_path / "ok.pt"
+    run(digits, cfg=TrainConfig(epochs=2, batch_size=64, lr=0.05, image_size=16), checkpoint=ck,
+        stop_after_epochs=1)
+    with pytest.raises(CheckpointError, match="different config"):
+        run(digits, checkpoint=ck)  # CFG has epochs=3
+    with pytest.raises(CheckpointError, match="seed"):
+        run(digits, cfg=TrainConfig(epochs=2, batch_size=64, lr=0.05, image_size=16), checkpoint=ck, seed=7)
+
+
+def test_random_labels_and_eval_every(digits):
+    labels = random_labels(len(digits.y_train), 10, seed=0)
+    cfg = TrainConfig(epochs=2, batch_size=128, lr=0.05, image_size=16, eval_every=2, cutout=4,
+                      label_smoothing=0.1)
+    _, out = run(digits, cfg=cfg, labels=labels)
+    assert out["history"][0]["eval_acc"] is None and out["history"][1]["eval_acc"] is not None
+    assert out["final_acc"] < 40.0  # random labels teach nothing about the test set
+
+
+def test_config_validation():
+    with pytest.raises(ParamsError, match="precision"):
+        TrainConfig(epochs=1, batch_size=8, lr=0.1, precision=8)
+    with pytest.raises(ParamsError, match="epochs"):
+        TrainConfig(epochs=0, batch_size=8, lr=0.1)
+    cfg = TrainConfig.from_dict({"epochs": 2, "batch_size": 8, "lr": 0.1, "channels": 8, "image_size": 16})
+    assert cfg.image_size == 16

@@ -1,0 +1,24 @@
+import glob
+
+SHARDS = config["parallel"]["shards"]
+PROXY_SETTINGS = config["proxy"]["settings"]
+
+
+def code(*patterns):
+    """The source files a stage runs: editing one of them reruns the stage (and only the stages using it)."""
+    return sorted(f for p in patterns for f in glob.glob(p))
+
+
+STAGE_CODE = ["stages/common.py", "nasflow/errors.py", "workflow/schemas/params.schema.yaml"]
+TRAIN_CODE = code("stages/training.py", "nasflow/estimators/proxy.py", "nasflow/train.py", "nasflow/data.py",
+                  "nasflow/devices.py", "nasflow/spaces/*.py", "nasflow/models/*.py") + STAGE_CODE
+
+
+def shards(pattern, n=SHARDS, **wildcards):
+    return [pattern.format(i=i, n=n, **wildcards) for i in range(n)]
+
+
+wildcard_constraints:
+    setting="[a-z][a-z0-9_]*",
+    i="[0-9]+",
+    n="[0-9]+",

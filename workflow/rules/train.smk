@@ -1,0 +1,71 @@
+# Per-architecture training, fanned out in shards (`--shard i/n`) and merged by a gather rule.
+# Training rules ask for one `gpu` each: `--resources gpu=N` bounds how many run at once; the stage itself
+# claims a free device (Snakemake assigns no device ids).
+
+
+rule proxy_train:
+    input:
+        archs="results/archs.jsonl",
+        code=code("stages/proxy_train.py") + TRAIN_CODE,
+    output:
+        "results/proxy/{setting}/shard-{i}-of-{n}.json",
+    params:
+        setting=lambda w: config["settings"][w.setting],
+        data=config["data"],
+        space=config["space"],
+        seed=config["seed"],
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    log:
+        "results/logs/proxy_train/{setting}-{i}-of-{n}.log",
+    shell:
+        "python -m stages.proxy_train --params {PARAMS} --setting {wildcards.setting}"
+        " --shard {wildcards.i}/{wildcards.n} --archs {input.archs} --out {output} 2> {log}"
+
+
+rule gather_proxy:
+    input:
+        lambda w: shards("results/proxy/{setting}/shard-{i}-of-{n}.json", setting=w.setting),
+    output:
+        "results/proxy/{setting}.json",
+    shell:
+        "python -m stages.gather --out {output} {input}"
+
+
+def ground_truth_params(_):
+    gt = config["ground_truth"]
+    return {"ground_truth": gt, "setting": config["settings"].get(gt.get("setting"))}
+
+
+GT_SHARDS = SHARDS if config["ground_truth"]["source"] == "retrain" else 1
+
+
+rule ground_truth:
+    input:
+        archs="results/archs.jsonl",
+        code=code("stages/ground_truth.py", "nasflow/bench.py") + TRAIN_CODE,
+    output:
+        "results/ground_truth/shard-{i}-of-{n}.json",
+    params:
+        ground_truth=ground_truth_params,
+        data=config["data"],
+        space=config["space"],
+        seed=config["seed"],
+    threads: config["threads"]
+    resources:
+        gpu=1 if config["ground_truth"]["source"] == "retrain" else 0,
+    log:
+        "results/logs/ground_truth/{i}-of-{n}.log",
+    shell:
+        "python -m stages.ground_truth --params {PARAMS} --shard {wildcards.i}/{wildcards.n}"
+        " --archs {input.archs} --out {output} 2> {log}"
+
+
+rule gather_ground_truth:
+    input:
+        shards("results/ground_truth/shard-{i}-of-{n}.json", n=GT_SHARDS),
+    output:
+        "results/ground_truth.json",
+    shell:
+        "python -m stages.gather --out {output} {input}"
