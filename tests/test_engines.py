@@ -36,7 +36,7 @@ TINY = {
 
 def make_study(tmp_path, params=TINY) -> Path:
     study = tmp_path / "study"
-    study.mkdir()
+    study.mkdir(parents=True)
     for name in PIPELINE_FILES:
         src, dst = ROOT / name, study / name
         if src.is_dir():
@@ -106,7 +106,7 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     corr = read_csv(results / "correlation.csv")
     assert [c["estimator"] for c in corr] == ["proxy_bpe1", "proxy_bpe2"]
     assert (results / "report.xlsx").stat().st_size > 0
-    assert sorted(p.name for p in (results / "plots").iterdir()) == [
+    assert sorted(p.name for p in (results / "plots").glob("*.png")) == [
         "correlation_vs_cost.png", "proxy_bpe1_vs_ground_truth.png", "proxy_bpe2_vs_ground_truth.png"]
     assert (results / "proxy" / "bpe1" / "shard-1-of-2.json").exists()
     again = run([sys.executable, "-m", "snakemake", "--cores", "2", "-n"], study, engine_env)
@@ -128,8 +128,10 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
 
     study = make_study(tmp_path)
     engine_env = {**engine_env}
-    run([sys.executable, "-c", "from dvc.repo import Repo; Repo.init(no_scm=True, force=True)"], study, engine_env)
-    shutil.copy(ROOT / ".dvc" / "config", study / ".dvc" / "config")
+    # as a user's clone: a git repository holding the committed .dvc/config and .dvcignore
+    (study / ".gitignore").write_text((ROOT / ".gitignore").read_text())
+    for cmd in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "s"]):
+        run(["git", *cmd], study, engine_env)
     first = run([sys.executable, "-m", "dvc", "repro"], study, engine_env)
     ran = lambda out: set(re.findall(r"Running stage '([^']+)'", out))
     assert ran(first.stdout) == {"sample_archs", "proxy_train@bpe1", "proxy_train@bpe2", "ground_truth",
