@@ -24,6 +24,7 @@ PARAMS = write_resolved_params(config, ".snakemake/nasflow/params.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/rlnas.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -35,3 +36,4 @@ rule all:
         "results/report.xlsx",
         "results/metrics.json",
         "results/plots",
+        "results/found.json",

@@ -285,7 +285,7 @@ class DeviceLoader:
     At construction the uint8 images move to the device once, are resized once to `image_size` (bilinear,
     antialiased when shrinking), normalised once to float32 and, for training, padded once by
     `crop_padding` (zero = black pixels, as torchvision's RandomCrop(padding=p) does). They are kept NHWC,
-    so a batch is a channels_last view for free (made contiguous NCHW when `channels_last` is False).
+    so a batch is a channels_last view for free (copied to contiguous NCHW when `channels_last` is False).
 
     Each pass (`iter(loader)`) uses a generator seeded with `seed * 1000 + epoch` and draws everything for
     the epoch up front: a permutation (train) and, per image, a crop offset, a flip bit and a cutout
@@ -300,7 +300,7 @@ class DeviceLoader:
     def __init__(self, x_uint8: torch.Tensor, y: torch.Tensor, *, batch_size: int, device, image_size: int,
                  train: bool, mean, std, crop_padding: int | None = None, flip: bool = True,
                  cutout: int = 0, seed: int = 0, drop_last: bool = False,
-                 channels_last: bool | None = None):
+                 channels_last: bool = True):
         if x_uint8.dim() != 4 or x_uint8.dtype != torch.uint8:
             raise DataError(f"DeviceLoader: expected uint8 images [N,C,H,W], got {x_uint8.dtype} "
                             f"{tuple(x_uint8.shape)}")
@@ -317,7 +317,7 @@ class DeviceLoader:
         self.pad = (self.image_size // 8 if crop_padding is None else int(crop_padding)) if self.train else 0
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
-        self.channels_last = (self.device.type == "cuda") if channels_last is None else bool(channels_last)
+        self.channels_last = bool(channels_last)
         self.epoch = 0
         self.n = len(x_uint8)
         self.y = torch.as_tensor(y, dtype=torch.int64).to(self.device)

@@ -2,7 +2,8 @@
 
 SGD (momentum, Nesterov, weight decay) with a cosine learning rate stepped per epoch, cross-entropy with
 optional label smoothing, gradient clipping, data kept on the device by `nasflow.data.DeviceLoader`, bf16
-autocast + channels_last on CUDA. Losses and accuracies accumulate on the device and are read once per
+autocast on CUDA, channels_last memory format (on the CPU too: oneDNN's NHWC kernels and NB201's
+avg-pool run faster that way, see benchmarks/train_throughput.py). Losses and accuracies accumulate on the device and are read once per
 epoch, so a step never waits for the host.
 
 Model output convention: a tensor of logits, or a tuple `(logits, aux_logits)` (DARTS' auxiliary head;
@@ -56,7 +57,7 @@ class TrainConfig:
     lr_min: float = 0.0
     crop_padding: int | None = None   # None = image_size // 8 (4 at 32 px, 2 at 16 px, as NB201)
     flip: bool = True
-    channels_last: bool = True        # CUDA only
+    channels_last: bool = True        # NHWC model + batches; ~1.3-2x faster on CPU too (benchmarks/)
     eval_every: int = 1               # evaluate every k epochs (and always after the last)
     aux_weight: float = 0.0           # DARTS auxiliary head loss weight (BPE: 0.4)
     drop_path: float = 0.0            # final drop-path probability (BPE: 0.2), if the model has one
@@ -181,7 +182,7 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
     device = torch.device(device)
     cuda = device.type == "cuda"
     use_bf16 = cuda and cfg.precision == 16
-    channels_last = cuda and cfg.channels_last
+    channels_last = cfg.channels_last
     y_train = splits.y_train if labels is None else torch.as_tensor(labels, dtype=torch.int64)
     if len(y_train) != len(splits.x_train):
         raise DataError(f"labels: {len(y_train)} labels for {len(splits.x_train)} training images")
@@ -189,14 +190,6 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    train_loader = DeviceLoader(splits.x_train, y_train, batch_size=cfg.batch_size, device=device,
-                                image_size=cfg.image_size, train=True, mean=splits.mean, std=splits.std,
-                                crop_padding=cfg.crop_padding, flip=cfg.flip, cutout=cfg.cutout, seed=seed,
-                                channels_last=channels_last)
-    eval_loader = DeviceLoader(splits.x_eval, splits.y_eval, batch_size=max(cfg.batch_size, 256),
-                               device=device, image_size=cfg.image_size, train=False, mean=splits.mean,
-                               std=splits.std, channels_last=channels_last)
-
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.lr_min)
@@ -204,8 +197,8 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
     history: list[dict] = []
     start = 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    if ckpt is not None and ckpt.exists():
-        state = _load_checkpoint(ckpt, cfg, seed)
+    state = _load_checkpoint(ckpt, cfg, seed) if ckpt is not None and ckpt.exists() else None
+    if state is not None:
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
@@ -221,7 +214,17 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
     resumed_from = start if start > 0 else None
 
     last = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, int(stop_after_epochs))
-    steps = len(train_loader)
+    if start < last:  # the data move to the device only when there is an epoch to run
+        train_loader = DeviceLoader(splits.x_train, y_train, batch_size=cfg.batch_size, device=device,
+                                    image_size=cfg.image_size, train=True, mean=splits.mean,
+                                    std=splits.std, crop_padding=cfg.crop_padding, flip=cfg.flip,
+                                    cutout=cfg.cutout, seed=seed, channels_last=channels_last)
+        eval_loader = DeviceLoader(splits.x_eval, splits.y_eval, batch_size=max(cfg.batch_size, 256),
+                                   device=device, image_size=cfg.image_size, train=False, mean=splits.mean,
+                                   std=splits.std, channels_last=channels_last)
+        steps = len(train_loader)
+    else:
+        steps = 0
     bar = _progress(progress, total=cfg.epochs * steps, initial=start * steps, desc=desc)
     try:
         for epoch in range(start, last):

@@ -32,6 +32,9 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
     import jsonschema
 
     schema = yaml.safe_load(SCHEMA.read_text())
+    sn = params.get("supernet") if isinstance(params, dict) else None
+    if isinstance(sn, dict) and isinstance(sn.get("labels"), list):  # YAML reads an unquoted true as a boolean
+        sn["labels"] = ["true" if v is True else v for v in sn["labels"]]
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(params))
     if error is not None:
@@ -47,6 +50,13 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
             raise ParamsError(f"{source}: ground_truth.{key}: required when source is {gt['source']!r}")
     if gt["source"] == "retrain" and gt["setting"] not in settings:
         raise ParamsError(f"{source}: ground_truth.setting: unknown setting {gt['setting']!r}")
+    if params["supernet"]["setting"] not in settings:
+        raise ParamsError(f"{source}: supernet.setting: unknown setting {params['supernet']['setting']!r}")
+    if params["supernet"]["setting"] in params["proxy"]["settings"]:
+        raise ParamsError(f"{source}: supernet.setting: {params['supernet']['setting']!r} is also a proxy setting; give the supernet its own")
+    for key, spec in schema["properties"]["supernet"]["properties"].items():
+        if "default" in spec:
+            params["supernet"].setdefault(key, spec["default"])
     depth_key, other = {"nb201": ("cells_per_stage", "layers"), "darts": ("layers", "cells_per_stage")}[params["space"]]
     for name, setting in settings.items():
         if other in setting:
@@ -104,7 +114,7 @@ def provenance(params: dict, **extra) -> dict:
 
     return {
         "nasflow": nasflow.__version__,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "python": platform.python_version(),
         "host": platform.node(),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
@@ -135,6 +145,11 @@ class _Atomic:
         else:
             self.tmp.unlink(missing_ok=True)
         return False
+
+
+def plain(obj):
+    """Only JSON types (e.g. for checkpoint metadata that torch.load(weights_only=True) must accept)."""
+    return json.loads(json.dumps(obj, default=str))
 
 
 def write_json(path, obj) -> None:
@@ -186,3 +201,16 @@ def write_resolved_params(config: dict, path: str | os.PathLike) -> str:
         with atomic_path(path) as tmp:
             tmp.write_text(text)
     return str(path)
+
+
+def search_names(params: dict) -> list[str]:
+    """Every search the params ask for; each writes results/search/<name>.json."""
+    return [f"rlnas_{labels}_{indicator}" for labels in params["supernet"]["labels"]
+            for indicator in params["evolution"]["indicators"]]
+
+
+def supernet_estimators(params: dict) -> list[tuple[str, str, str]]:
+    """(column name, label kind, indicator) of the supernet estimators: `angle`, `supernet_acc` for one label
+    kind, `<indicator>_<labels>` when both run."""
+    labels = params["supernet"]["labels"]
+    return [(ind if len(labels) == 1 else f"{ind}_{lab}", lab, ind) for lab in labels for ind in ("angle", "supernet_acc")]

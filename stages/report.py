@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 from nasflow.analysis import report
-from stages.common import atomic_path, load_params, main_guard, parser, provenance, write_json
+from stages.common import atomic_path, load_params, main_guard, parser, provenance, read_json, write_json
 
 
 def _read_csv(path) -> list[dict]:
@@ -24,6 +24,7 @@ def main():
     p = parser(__doc__)
     p.add_argument("--estimates", default="results/estimates.csv")
     p.add_argument("--correlation", default="results/correlation.csv")
+    p.add_argument("--found", default="results/found.json")
     p.add_argument("--xlsx", default="results/report.xlsx")
     p.add_argument("--plots", default="results/plots")
     p.add_argument("--metrics", default="results/metrics.json")
@@ -32,11 +33,13 @@ def main():
     estimates, correlation = _read_csv(args.estimates), _read_csv(args.correlation)
     gt = params["ground_truth"]
     gt_label = gt["setting"] if gt["source"] == "retrain" else f"table {gt['column']}"
-    about = provenance(params, inputs=[args.estimates, args.correlation])
+    found = read_json(args.found)["results"]
+    about = provenance(params, inputs=[args.estimates, args.correlation, args.found])
 
     with atomic_path(args.xlsx) as tmp:
         report.write_workbook(tmp, settings={n: params["settings"][n] for n in params["proxy"]["settings"]},
-                              estimates=estimates, correlation=correlation, ground_truth_label=gt_label, about=about)
+                              estimates=estimates, correlation=correlation, ground_truth_label=gt_label, about=about,
+                              found=found)
 
     # build the plot folder beside the target and swap it in whole
     plots = Path(args.plots)
@@ -45,7 +48,9 @@ def main():
     tmp_dir.mkdir(parents=True)
     truth = [r["ground_truth"] for r in estimates]
     for c in correlation:
-        report.plot_proxy_vs_truth(tmp_dir / f"{c['estimator']}_vs_ground_truth.png", c["estimator"],
+        if c["estimator"] not in estimates[0]:  # e.g. angle over all archs: not a column of estimates.csv
+            continue
+        report.plot_estimate_vs_truth(tmp_dir / f"{c['estimator']}_vs_ground_truth.png", c["estimator"],
                                    [r[c["estimator"]] for r in estimates], truth, c)
     report.plot_correlation_vs_cost(tmp_dir / "correlation_vs_cost.png", correlation)
     shutil.rmtree(plots, ignore_errors=True)

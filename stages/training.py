@@ -28,7 +28,7 @@ def read_archs(path, shard=(0, 1)) -> list[dict]:
     return records[i::n]
 
 
-def _load_splits(params, setting):
+def load_splits(params, setting):
     from nasflow.data import load_dataset
 
     d = params["data"]
@@ -36,9 +36,17 @@ def _load_splits(params, setting):
                         split_seed=params["seed"], eval_split=setting.get("eval_split", "test"), subset=d["subset"])
 
 
+def work_dir(params: dict, name: str, setting: dict) -> Path:
+    """Where a training node keeps finished archs and checkpoints. Everything that shapes a result is in the
+    name, so a changed setting never reuses stale results (and an unchanged one resumes)."""
+    from nasflow.estimators.proxy import digest
+
+    return Path("results/work") / f"{name}-{digest([params['space'], setting, params['data'], params['seed']])}"
+
+
 def run_training(params: dict, setting_name: str, *, kind: str, shard, archs_path, out) -> None:
     from nasflow.devices import claim_device, describe
-    from nasflow.estimators.proxy import digest, train_archs
+    from nasflow.estimators.proxy import train_archs
     from nasflow.spaces import get_space
 
     configure_torch(params)
@@ -47,9 +55,8 @@ def run_training(params: dict, setting_name: str, *, kind: str, shard, archs_pat
     records = read_archs(archs_path, shard)
     for r in records:
         r["arch"] = space.canonical(r["arch"])
-    # everything that shapes a result names the work dir, so a changed setting never reuses stale results
-    work = Path("results/work") / f"{setting_name}-{digest([params['space'], setting, params['data'], params['seed']])}"
-    splits = _load_splits(params, setting)
+    work = work_dir(params, setting_name, setting)
+    splits = load_splits(params, setting)
     start = time.time()
     with claim_device(params["device"]) as device:
         results = train_archs([r["arch"] for r in records], space=space, setting=setting, splits=splits,

@@ -227,3 +227,12 @@ def test_loader_drops_a_single_image_last_batch():
     assert [len(y) for _, y in ld] == [8, 8]
     ev = _loader(x, torch.zeros(17, dtype=torch.long), batch_size=8, train=False)
     assert [len(y) for _, y in ev] == [8, 8, 1]
+
+
+def test_loader_channels_last_is_the_same_batch(digits):
+    s = digits
+    a = _loader(s.x_train, s.y_train, cutout=4, channels_last=False)
+    b = _loader(s.x_train, s.y_train, cutout=4, channels_last=True)
+    (xa, ya), (xb, yb) = next(iter(a)), next(iter(b))
+    assert xa.is_contiguous() and xb.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(xa, xb) and torch.equal(ya, yb)

@@ -2,6 +2,7 @@
 second run), DVC reproduces the same stages and reruns only what a params edit touches, and the two
 engines' definitions stay in step."""
 import csv
+import json
 import re
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from openpyxl import load_workbook
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE_FILES = ["Snakefile", "dvc.yaml", "params.yaml", ".dvcignore", ".dvc/config", "workflow", "stages", "nasflow"]
@@ -26,9 +28,15 @@ TINY = {
                  "cells_per_stage": 1, "image_size": 8, "cutout": 0, "precision": 32},
         "full": {"epochs": 2, "batch_size": 64, "lr": 0.05, "weight_decay": 5e-4, "channels": 4,
                  "cells_per_stage": 1, "image_size": 16, "cutout": 0, "precision": 32},
+        "supernet": {"epochs": 2, "batch_size": 64, "lr": 0.05, "weight_decay": 5e-4, "channels": 4,
+                     "cells_per_stage": 1, "image_size": 8, "cutout": 0, "precision": 32, "eval_split": "valid"},
     },
     "proxy": {"settings": ["bpe1", "bpe2"]},
     "ground_truth": {"source": "retrain", "setting": "full"},
+    "supernet": {"setting": "supernet", "labels": ["random", "true"], "arch_sets": ["sampled", "all"],
+                 "bn_batches": 1, "max_eval": 64},
+    "evolution": {"indicators": ["angle", "supernet_acc"], "population": 4, "topk": 2, "mutations": 2,
+                  "crossovers": 2, "mutation_prob": 0.5, "generations": 2},
     "parallel": {"shards": 2},
     "report": {"bootstrap": 50},
 }
@@ -101,13 +109,22 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     results = study / "results"
     est = read_csv(results / "estimates.csv")
     assert len(est) == 4
-    assert list(est[0]) == ["arch", "proxy_bpe1", "proxy_bpe2", "ground_truth", "proxy_bpe1_seconds",
-                            "proxy_bpe2_seconds", "ground_truth_seconds"]
+    estimators = ["proxy_bpe1", "proxy_bpe2", "angle_random", "supernet_acc_random", "angle_true", "supernet_acc_true"]
+    assert list(est[0]) == ["arch", *estimators, "ground_truth", *(f"{e}_seconds" for e in estimators),
+                            "ground_truth_seconds"]
     corr = read_csv(results / "correlation.csv")
-    assert [c["estimator"] for c in corr] == ["proxy_bpe1", "proxy_bpe2"]
+    assert [c["estimator"] for c in corr] == estimators  # no table: no all-archs row
+    found = json.loads((results / "found.json").read_text())["results"]
+    assert sorted((f["labels"], f["indicator"]) for f in found) == [
+        ("random", "angle"), ("random", "supernet_acc"), ("true", "angle"), ("true", "supernet_acc")]
+    gt = {r["arch"]: float(r["ground_truth"]) for r in est}
+    for f in found:  # a found arch that was also sampled gets the same retrained accuracy (shared cache)
+        assert f["arch"] not in gt or f["ground_truth"] == gt[f["arch"]]
+    assert len(json.loads((results / "scores" / "random-all.json").read_text())["results"]) == 15625
     assert (results / "report.xlsx").stat().st_size > 0
-    assert sorted(p.name for p in (results / "plots").glob("*.png")) == [
-        "correlation_vs_cost.png", "proxy_bpe1_vs_ground_truth.png", "proxy_bpe2_vs_ground_truth.png"]
+    assert sorted(p.name for p in (results / "plots").glob("*.png")) == sorted(
+        ["correlation_vs_cost.png", *(f"{e}_vs_ground_truth.png" for e in estimators)])
+    assert "rlnas" in load_workbook(results / "report.xlsx").sheetnames
     assert (results / "proxy" / "bpe1" / "shard-1-of-2.json").exists()
     again = run([sys.executable, "-m", "snakemake", "--cores", "2", "-n"], study, engine_env)
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -116,10 +133,9 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     params = yaml.safe_load(yaml.safe_dump(TINY))
     params["parallel"]["shards"] = 1
     study1 = make_study(tmp_path / "one", params)
-    run([sys.executable, "-m", "snakemake", "--cores", "1", "results/estimates.csv"], study1, engine_env)
-    est1 = read_csv(study1 / "results" / "estimates.csv")
-    strip = lambda rows: [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in rows]
-    assert strip(est1) == strip(est)
+    run([sys.executable, "-m", "snakemake", "--cores", "2", "results/proxy/bpe1.json"], study1, engine_env)
+    one = {r["arch"]: r["final_acc"] for r in json.loads((study1 / "results/proxy/bpe1.json").read_text())["results"]}
+    assert one == {r["arch"]: float(r["proxy_bpe1"]) for r in est}
 
 
 @pytest.mark.slow
@@ -134,8 +150,11 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
         run(["git", *cmd], study, engine_env)
     first = run([sys.executable, "-m", "dvc", "repro"], study, engine_env)
     ran = lambda out: set(re.findall(r"Running stage '([^']+)'", out))
-    assert ran(first.stdout) == {"sample_archs", "proxy_train@bpe1", "proxy_train@bpe2", "ground_truth",
-                                 "correlate", "report"}
+    assert ran(first.stdout) == {
+        "sample_archs", "proxy_train@bpe1", "proxy_train@bpe2", "ground_truth", "supernet_train@random",
+        "supernet_train@true", *(f"score_archs@{l}-{s}" for l in ("random", "true") for s in ("sampled", "all")),
+        *(f"evolution_search@{l}-{i}" for l in ("random", "true") for i in ("angle", "supernet_acc")),
+        "found_ground_truth", "correlate", "report"}
     assert len(read_csv(study / "results" / "estimates.csv")) == 4
 
     params = yaml.safe_load((study / "params.yaml").read_text())

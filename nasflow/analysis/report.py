@@ -23,8 +23,9 @@ def _cell(v):
 
 
 def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], correlation: list[dict],
-                   ground_truth_label: str, about: dict) -> None:
-    """settings: proxy setting name -> setting dict; estimates: rows of estimates.csv (dicts)."""
+                   ground_truth_label: str, about: dict, found: list[dict] | None = None) -> None:
+    """settings: proxy setting name -> setting dict; estimates: rows of estimates.csv (dicts); found: the
+    searches' picks with their ground truth (results/found.json's results)."""
     wb = Workbook()
     bold = Font(bold=True)
 
@@ -61,6 +62,16 @@ def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], co
     for c in correlation:
         ws.append([_cell(c[k]) for k in columns])
 
+    rlnas = [f for f in found or [] if f["method"] == "rlnas_evolution"]
+    if rlnas:  # RLNAS Table 1: labels x indicator -> the found arch's ground truth
+        ws = wb.create_sheet("rlnas")
+        ws.append(["labels", "indicator", "found arch", f"ground truth ({ground_truth_label})", "indicator score",
+                   "search seconds", "supernet training seconds"])
+        for f in rlnas:
+            ws.append([f["labels"], f["indicator"], f["arch"], f["ground_truth"], f["search_score"],
+                       f["search_seconds"], f["supernet_train_seconds"]])
+        ws.column_dimensions["C"].width = 70
+
     ws = wb.create_sheet("about")
     ws.append(["what made this workbook"])
     for key, value in about.items():
@@ -71,7 +82,7 @@ def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], co
     wb.save(path)
 
 
-def plot_proxy_vs_truth(path, name: str, estimate, truth, row: dict) -> None:
+def plot_estimate_vs_truth(path, name: str, estimate, truth, row: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,7 +91,7 @@ def plot_proxy_vs_truth(path, name: str, estimate, truth, row: dict) -> None:
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.scatter(truth, estimate, s=18, alpha=0.8)
     ax.set_xlabel("ground-truth accuracy (%)")
-    ax.set_ylabel(f"{name} accuracy (%)")
+    ax.set_ylabel(name if not name.startswith("proxy_") else f"{name} accuracy (%)")
     ax.set_title(f"{name}: Kendall τ {row['kendall_tau']:.3f}, Spearman ρ {row['spearman_rho']:.3f}", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()

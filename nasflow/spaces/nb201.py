@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import random
 from collections.abc import Sequence
 
@@ -146,6 +147,35 @@ def mutate(arch: str, rng: random.Random) -> str:
     edge = rng.randrange(N_EDGES)
     ops[edge] = rng.choice([op for op in OPS if op != ops[edge]])
     return format(ops)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Categorical encoding (for search strategies that learn a distribution over choices, e.g. REINFORCE, BOHB)
+
+
+def choices() -> list[int]:
+    """The number of options of each categorical variable: one variable per edge (in `EDGES` order), each
+    with `len(OPS)` options. A space with this, `encode` and `decode` plugs into nasflow.search's policies."""
+    return [len(OPS)] * N_EDGES
+
+
+_OP_INDEX = {op: i for i, op in enumerate(OPS)}
+
+
+def encode(arch: str) -> tuple[int, ...]:
+    """The op index (into `OPS`) of each edge of `arch`, in `EDGES` order."""
+    return tuple(_OP_INDEX[op] for op in parse(arch))
+
+
+def decode(codes: Sequence[int]) -> str:
+    """The canonical string of the cell whose edge `i` carries `OPS[codes[i]]` (inverse of `encode`)."""
+    try:
+        codes = tuple(operator.index(c) for c in codes)  # ints, numpy ints; not floats or bools-as-strings
+    except TypeError:
+        raise _fail(codes, f"expected {N_EDGES} integer op indices") from None
+    if len(codes) != N_EDGES or not all(0 <= c < len(OPS) for c in codes):
+        raise _fail(codes, f"expected {N_EDGES} op indices in 0..{len(OPS) - 1}")
+    return format([OPS[c] for c in codes])
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -1,6 +1,26 @@
+rule found_ground_truth:
+    input:
+        searches=RLNAS_SEARCHES,
+        code=code("stages/found_ground_truth.py", "nasflow/bench.py") + TRAIN_CODE,
+    output:
+        "results/found.json",
+    params:
+        ground_truth=ground_truth_params,
+        data=config["data"],
+        seed=config["seed"],
+    threads: config["threads"]
+    resources:
+        gpu=1 if config["ground_truth"]["source"] == "retrain" else 0,
+    log:
+        "results/logs/found_ground_truth.log",
+    shell:
+        "python -m stages.found_ground_truth --params {PARAMS} --search-dir results/search --out {output} 2> {log}"
+
+
 rule correlate:
     input:
         proxy=expand("results/proxy/{setting}.json", setting=PROXY_SETTINGS),
+        scores=expand("results/scores/{labels}-{arch_set}.json", labels=LABELS, arch_set=ARCH_SETS),
         ground_truth="results/ground_truth.json",
         code=code("stages/correlate.py", "nasflow/analysis/correlation.py") + STAGE_CODE,
     output:
@@ -10,8 +30,9 @@ rule correlate:
         report=config["report"],
         seed=config["seed"],
         proxy=PROXY_SETTINGS,
+        supernet=config["supernet"],
     shell:
-        "python -m stages.correlate --params {PARAMS} --proxy-dir results/proxy"
+        "python -m stages.correlate --params {PARAMS} --proxy-dir results/proxy --scores-dir results/scores"
         " --ground-truth {input.ground_truth} --estimates {output.estimates} --correlation {output.correlation}"
 
 
@@ -19,6 +40,7 @@ rule report:
     input:
         estimates="results/estimates.csv",
         correlation="results/correlation.csv",
+        found="results/found.json",
         code=code("stages/report.py", "nasflow/analysis/report.py") + STAGE_CODE,
     output:
         xlsx="results/report.xlsx",
@@ -29,4 +51,4 @@ rule report:
         ground_truth=config["ground_truth"],
     shell:
         "python -m stages.report --params {PARAMS} --estimates {input.estimates} --correlation {input.correlation}"
-        " --xlsx {output.xlsx} --plots {output.plots} --metrics {output.metrics}"
+        " --found {input.found} --xlsx {output.xlsx} --plots {output.plots} --metrics {output.metrics}"

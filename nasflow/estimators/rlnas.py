@@ -1,0 +1,96 @@
+"""RLNAS (Zhang et al., "Neural Architecture Search with Random Labels"): train a single-path supernet on
+random (or true) labels, then score archs by the angle between their weights at init and after training,
+or by their accuracy inside the supernet. This module trains the supernet and bundles its two scorers."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from nasflow.data import Splits, random_labels
+from nasflow.errors import CheckpointError
+from nasflow.estimators.angle import AngleScorer
+from nasflow.estimators.proxy import train_config
+from nasflow.estimators.supernet_acc import supernet_accuracies
+from nasflow.models.nb201_supernet import NB201Supernet
+from nasflow.train import train
+
+LABELS = ("random", "true")
+INDICATORS = ("angle", "supernet_acc")
+
+
+def build_supernet(setting: dict, num_classes: int, seed: int) -> NB201Supernet:
+    torch.manual_seed(seed)
+    return NB201Supernet(setting["channels"], setting["cells_per_stage"], num_classes, seed=seed)
+
+
+def train_supernet(setting: dict, splits: Splits, *, labels: str, seed: int, device, work_dir,
+                   progress: bool = True) -> dict:
+    """Train the supernet on `labels` ('random': drawn once per image from `seed`, fixed for the run).
+
+    Returns {"init": state at epoch 0, "final": state after training, "result": train()'s result}. The
+    epoch-0 weights are saved in work_dir first, so a resumed run scores against the same initial weights.
+    """
+    if labels not in LABELS:
+        raise ValueError(f"labels must be one of {LABELS}, got {labels!r}")
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    model = build_supernet(setting, splits.num_classes, seed)
+    init_path = work_dir / "init.pt"
+    if not init_path.exists():
+        tmp = init_path.with_suffix(".tmp")
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(init_path)
+    init, _ = load_state(init_path)
+    y = random_labels(len(splits.y_train), splits.num_classes, seed) if labels == "random" else None
+    result = train(model, splits, train_config(setting), seed=seed, device=device,
+                   checkpoint=work_dir / "train.pt", progress=progress, labels=y, desc=f"supernet[{labels}]")
+    final = {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in model.state_dict().items()}
+    return {"init": init, "final": final, "result": result}
+
+
+def load_state(path) -> tuple[dict, dict]:
+    """(state dict, metadata) of a supernet checkpoint; a one-line error when missing or unreadable."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"missing checkpoint: {path}") from None
+    except Exception as e:  # torch raises many types for a corrupt file
+        raise CheckpointError(f"corrupt checkpoint {path}: {type(e).__name__}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint {path} does not hold a state dict")
+    return (obj["model"], obj.get("meta", {})) if "model" in obj else (obj, {})
+
+
+class SupernetScorer:
+    """Both RLNAS indicators for one trained supernet: `angle` (no forward pass) and `supernet_acc`."""
+
+    def __init__(self, init: dict, final: dict, setting: dict, splits: Splits | None, *, seed: int, device,
+                 bn_batches: int = 10, max_eval: int | None = None):
+        """`splits` (the data) is needed for supernet_acc only."""
+        num_classes = final["classifier.weight"].shape[0] if "classifier.weight" in final else 10
+        self.supernet = build_supernet(setting, num_classes, seed)
+        try:
+            self.supernet.load_state_dict(final)
+        except (RuntimeError, KeyError) as e:
+            raise CheckpointError(f"supernet checkpoint does not match the setting: {str(e).splitlines()[0]}") from None
+        self.angles = AngleScorer(init, final, self.supernet)
+        self.setting, self.splits, self.seed, self.device = setting, splits, seed, device
+        self.bn_batches, self.max_eval = bn_batches, max_eval
+
+    def score(self, indicator: str, archs: list[str]) -> tuple[list[float], float]:
+        """Scores of `archs` by `indicator`, and the seconds it took."""
+        t0 = time.perf_counter()
+        if indicator == "angle":
+            scores = [float(s) for s in self.angles.scores(archs)]
+        elif indicator == "supernet_acc":
+            if self.splits is None:
+                raise ValueError("supernet_acc needs the data (splits)")
+            scores = supernet_accuracies(self.supernet, archs, self.splits, device=self.device,
+                                         batch_size=self.setting["batch_size"], bn_batches=self.bn_batches,
+                                         max_eval=self.max_eval, image_size=self.setting["image_size"],
+                                         seed=self.seed)
+        else:
+            raise ValueError(f"unknown indicator {indicator!r} (known: {INDICATORS})")
+        return scores, time.perf_counter() - t0

@@ -1,0 +1,49 @@
+"""DAG node `evolution_search` (RLNAS): evolution over the space, scoring candidates with a trained supernet
+by one indicator (angle or supernet accuracy). Saves every generation; the best arch goes on to
+`found_ground_truth`."""
+import time
+
+from stages.common import configure_torch, load_params, main_guard, parser, provenance, write_json
+from stages.training import load_splits
+
+
+@main_guard
+def main():
+    from nasflow.devices import claim_device, describe
+    from nasflow.estimators.rlnas import INDICATORS, LABELS, SupernetScorer, load_state
+    from nasflow.search.rlnas_evolution import evolution_search
+    from nasflow.spaces import get_space
+
+    p = parser(__doc__)
+    p.add_argument("--labels", required=True, choices=LABELS)
+    p.add_argument("--indicator", required=True, choices=INDICATORS)
+    p.add_argument("--supernet-dir", required=True)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    params = load_params(args.params)
+    configure_torch(params)
+    space = get_space(params["space"])
+    sn, ev = params["supernet"], params["evolution"]
+    setting = params["settings"][sn["setting"]]
+    init, _ = load_state(f"{args.supernet_dir}/init.pt")
+    final, meta = load_state(f"{args.supernet_dir}/final.pt")
+    splits = load_splits(params, setting) if args.indicator == "supernet_acc" else None
+    start = time.time()
+    with claim_device(params["device"]) as device:
+        scorer = SupernetScorer(init, final, setting, splits, seed=params["seed"], device=device,
+                                bn_batches=sn["bn_batches"], max_eval=sn["max_eval"])
+        found = evolution_search(lambda archs: scorer.score(args.indicator, archs)[0], space=space,
+                                 seed=params["seed"], population=ev["population"], topk=ev["topk"],
+                                 n_mutations=ev["mutations"], n_crossovers=ev["crossovers"],
+                                 mutation_prob=ev["mutation_prob"], generations=ev["generations"])
+        device_name = describe(device)
+    write_json(args.out, {
+        "kind": "search", "method": "rlnas_evolution", "name": f"rlnas_{args.labels}_{args.indicator}",
+        "labels": args.labels, "indicator": args.indicator, **found, "device": device_name,
+        "search_seconds": time.time() - start, "supernet_train_seconds": meta.get("train_seconds"),
+        "provenance": provenance(params, inputs=[args.supernet_dir]),
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""DAG node `found_ground_truth`: the ground truth of the arch each search found (retrained under the
+ground-truth setting, sharing the ground_truth node's cache, or looked up in the table)."""
+import time
+
+from stages.common import (configure_torch, load_params, main_guard, parser, provenance, read_json, search_names,
+                           write_json)
+from stages.training import load_splits, work_dir
+
+
+@main_guard
+def main():
+    p = parser(__doc__)
+    p.add_argument("--out", required=True)
+    p.add_argument("--search-dir", default="results/search", help="where the searches of params wrote <name>.json")
+    args = p.parse_args()
+    params = load_params(args.params)
+    configure_torch(params)
+    from nasflow.spaces import get_space
+
+    space = get_space(params["space"])
+    paths = [f"{args.search_dir}/{name}.json" for name in search_names(params)]
+    searches = [read_json(path) for path in paths]
+    archs = [space.canonical(s["best"]) for s in searches]
+    gt = params["ground_truth"]
+    start = time.time()
+    if not archs:
+        truth = []
+    elif gt["source"] == "table":
+        from nasflow.bench import lookup
+
+        truth = [{"final_acc": acc, "seconds": 0.0} for acc in lookup(archs, gt["path"], gt["column"])]
+    else:
+        from nasflow.devices import claim_device
+        from nasflow.estimators.proxy import train_archs
+
+        setting = params["settings"][gt["setting"]]
+        with claim_device(params["device"]) as device:
+            truth = train_archs(archs, space=space, setting=setting, splits=load_splits(params, setting),
+                                seed=params["seed"], device=device,
+                                work_dir=work_dir(params, gt["setting"], setting))
+    results = [{
+        "search": s["name"], "method": s["method"], "labels": s.get("labels"), "indicator": s.get("indicator"),
+        "estimator": s.get("estimator"), "arch": a, "search_score": s.get("best_score"),
+        "ground_truth": t["final_acc"], "search_seconds": s.get("search_seconds"),
+        "supernet_train_seconds": s.get("supernet_train_seconds"),
+    } for s, a, t in zip(searches, archs, truth)]
+    write_json(args.out, {"kind": "found", "ground_truth": gt, "seconds": time.time() - start, "results": results,
+                          "provenance": provenance(params, inputs=paths)})
+
+
+if __name__ == "__main__":
+    main()

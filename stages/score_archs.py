@@ -1,0 +1,56 @@
+"""DAG node `score_archs` (RLNAS): score archs with a trained supernet by angle and supernet accuracy.
+
+`--archs results/archs.jsonl` scores the sampled archs (both indicators); `--archs all` scores every cell of
+the space by angle (no forward pass: all 15,625 NB201 cells in seconds). Sharded like proxy training.
+"""
+from stages.common import configure_torch, load_params, main_guard, parse_shard, parser, provenance, write_json
+from stages.training import load_splits, read_archs
+
+
+@main_guard
+def main():
+    from nasflow.devices import claim_device, describe
+    from nasflow.estimators.rlnas import INDICATORS, LABELS, SupernetScorer, load_state
+    from nasflow.spaces import get_space
+
+    p = parser(__doc__)
+    p.add_argument("--labels", required=True, choices=LABELS)
+    p.add_argument("--supernet-dir", required=True, help="holds init.pt and final.pt")
+    p.add_argument("--archs", default="results/archs.jsonl", help="an archs JSONL file, or 'all'")
+    p.add_argument("--indicators", default=",".join(INDICATORS))
+    p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n")
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    params = load_params(args.params)
+    configure_torch(params)
+    space = get_space(params["space"])
+    if args.archs == "all":
+        i, n = args.shard
+        records = [{"id": k, "arch": a} for k, a in enumerate(space.enumerate_all())][i::n]
+    else:
+        records = read_archs(args.archs, args.shard)
+    archs = [space.canonical(r["arch"]) for r in records]
+    sn = params["supernet"]
+    setting = params["settings"][sn["setting"]]
+    init, _ = load_state(f"{args.supernet_dir}/init.pt")
+    final, meta = load_state(f"{args.supernet_dir}/final.pt")
+    indicators = [s for s in args.indicators.split(",") if s]
+    splits = load_splits(params, setting) if "supernet_acc" in indicators else None
+    with claim_device(params["device"]) as device:
+        scorer = SupernetScorer(init, final, setting, splits, seed=params["seed"], device=device,
+                                bn_batches=sn["bn_batches"], max_eval=sn["max_eval"])
+        scores, seconds = {}, {}
+        for ind in indicators:
+            scores[ind], seconds[ind] = scorer.score(ind, archs)
+        device_name = describe(device)
+    results = [{"id": r["id"], "arch": a, **{ind: scores[ind][k] for ind in indicators},
+                **{f"{ind}_seconds": seconds[ind] / max(len(archs), 1) for ind in indicators}}
+               for k, (r, a) in enumerate(zip(records, archs))]
+    write_json(args.out, {"kind": "supernet_scores", "labels": args.labels, "indicators": indicators,
+                          "supernet_train_seconds": meta.get("train_seconds"),
+                          "shard": list(args.shard), "device": device_name, "seconds": sum(seconds.values()),
+                          "results": results, "provenance": provenance(params, inputs=[args.supernet_dir, args.archs])})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""DAG node `supernet_train` (RLNAS): train the NB201 single-path supernet on random or true labels.
+
+Writes the epoch-0 weights (the angle needs them) and the trained weights, each with what made it; the
+training checkpoints every epoch under results/work/, so a killed job resumes.
+"""
+import time
+from pathlib import Path
+
+import torch
+
+from stages.common import atomic_path, configure_torch, load_params, main_guard, parser, plain, provenance
+from stages.training import load_splits, work_dir
+
+
+@main_guard
+def main():
+    from nasflow.devices import claim_device, describe
+    from nasflow.estimators.rlnas import LABELS, train_supernet
+
+    p = parser(__doc__)
+    p.add_argument("--labels", required=True, choices=LABELS)
+    p.add_argument("--out-dir", required=True, help="writes init.pt and final.pt here")
+    args = p.parse_args()
+    params = load_params(args.params)
+    configure_torch(params)
+    sn = params["supernet"]
+    setting = params["settings"][sn["setting"]]
+    splits = load_splits(params, setting)
+    start = time.time()
+    with claim_device(params["device"]) as device:
+        out = train_supernet(setting, splits, labels=args.labels, seed=params["seed"], device=device,
+                             work_dir=work_dir(params, f"supernet_{args.labels}", setting))
+        device_name = describe(device)
+    meta = plain(provenance(params, labels=args.labels, setting=setting, device=device_name,
+                      seconds=time.time() - start, train_seconds=out["result"]["seconds"],
+                      history=out["result"]["history"]))
+    out_dir = Path(args.out_dir)
+    for name, state in (("init", out["init"]), ("final", out["final"])):  # final last: it marks completion
+        with atomic_path(out_dir / f"{name}.pt") as tmp:
+            torch.save({"model": state, "meta": {**meta, "weights": name}}, tmp)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+# RLNAS: a supernet per label kind (random | true), archs scored by angle and supernet accuracy, and an
+# evolution search per label kind x indicator (the paper's Table 1 ablation as a matrix of the DAG).
+LABELS = config["supernet"]["labels"]
+ARCH_SETS = config["supernet"]["arch_sets"]
+INDICATORS = config["evolution"]["indicators"]
+SUPERNET_SETTING = config["settings"][config["supernet"]["setting"]]
+RLNAS_CODE = code("nasflow/estimators/rlnas.py", "nasflow/estimators/angle.py", "nasflow/estimators/supernet_acc.py",
+                  "nasflow/models/nb201_supernet.py") + TRAIN_CODE
+RLNAS_SEARCHES = [f"results/search/rlnas_{l}_{i}.json" for l in LABELS for i in INDICATORS]
+
+
+wildcard_constraints:
+    labels="random|true",
+    arch_set="sampled|all",
+    indicator="angle|supernet_acc",
+
+
+rule supernet_train:
+    input:
+        code=code("stages/supernet_train.py") + RLNAS_CODE,
+    output:
+        init="results/supernet/{labels}/init.pt",
+        final="results/supernet/{labels}/final.pt",
+    params:
+        setting=SUPERNET_SETTING,
+        data=config["data"],
+        seed=config["seed"],
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    log:
+        "results/logs/supernet_train/{labels}.log",
+    shell:
+        "python -m stages.supernet_train --params {PARAMS} --labels {wildcards.labels}"
+        " --out-dir results/supernet/{wildcards.labels} 2> {log}"
+
+
+rule score_archs:
+    input:
+        archs="results/archs.jsonl",
+        final="results/supernet/{labels}/final.pt",
+        code=code("stages/score_archs.py") + RLNAS_CODE,
+    output:
+        "results/scores/{labels}-{arch_set}/shard-{i}-of-{n}.json",
+    params:
+        supernet=config["supernet"],
+        archs=lambda w: "all" if w.arch_set == "all" else "results/archs.jsonl",
+        indicators=lambda w: "angle" if w.arch_set == "all" else "angle,supernet_acc",
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    log:
+        "results/logs/score_archs/{labels}-{arch_set}-{i}-of-{n}.log",
+    shell:
+        "python -m stages.score_archs --params {PARAMS} --labels {wildcards.labels}"
+        " --supernet-dir results/supernet/{wildcards.labels} --archs {params.archs} --indicators {params.indicators}"
+        " --shard {wildcards.i}/{wildcards.n} --out {output} 2> {log}"
+
+
+rule gather_scores:
+    input:
+        lambda w: shards("results/scores/{labels}-{arch_set}/shard-{i}-of-{n}.json", labels=w.labels,
+                         arch_set=w.arch_set),
+    output:
+        "results/scores/{labels}-{arch_set}.json",
+    shell:
+        "python -m stages.gather --out {output} {input}"
+
+
+rule evolution_search:
+    input:
+        final="results/supernet/{labels}/final.pt",
+        code=code("stages/evolution_search.py", "nasflow/search/rlnas_evolution.py") + RLNAS_CODE,
+    output:
+        "results/search/rlnas_{labels}_{indicator}.json",
+    params:
+        supernet=config["supernet"],
+        evolution={k: v for k, v in config["evolution"].items() if k != "indicators"},
+        seed=config["seed"],
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    log:
+        "results/logs/evolution_search/{labels}_{indicator}.log",
+    shell:
+        "python -m stages.evolution_search --params {PARAMS} --labels {wildcards.labels}"
+        " --indicator {wildcards.indicator} --supernet-dir results/supernet/{wildcards.labels} --out {output} 2> {log}"
