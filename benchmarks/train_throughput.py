@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -222,7 +223,8 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()
 
     rows = []
-    with claim_device(args.device) as device:
+    with claim_device(args.device) as device, tempfile.TemporaryDirectory(prefix="nasflow-bench-") as tmp:
+        tmp_dir = Path(tmp)
         dev_name = describe(device)
         print(f"device: {dev_name}; data: {splits!r}; model: {model_label}", file=sys.stderr)
         for size in sizes:
@@ -236,10 +238,9 @@ def main(argv=None) -> int:
 
             n_params = sum(p.numel() for p in fresh().parameters())
             cfg_nchw = dataclasses.replace(cfg, channels_last=False)
-            runners = {"ours": OursRunner(fresh(), splits, cfg, device, args.seed,
-                                          out.parent / f".throughput-{size}-{os.getpid()}.pt"),
+            runners = {"ours": OursRunner(fresh(), splits, cfg, device, args.seed, tmp_dir / f"{size}.pt"),
                        "ours_nchw": OursRunner(fresh(), splits, cfg_nchw, device, args.seed,
-                                               out.parent / f".throughput-{size}-{os.getpid()}-nchw.pt")}
+                                               tmp_dir / f"{size}-nchw.pt")}
             for w in workers:
                 runners[f"plain_w{w}"] = PlainRunner(fresh(), splits, cfg, device, w, args.seed)
             rates = {k: [] for k in runners}

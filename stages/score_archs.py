@@ -1,7 +1,7 @@
 """DAG node `score_archs` (RLNAS): score archs with a trained supernet by angle and supernet accuracy.
 
-`--archs results/archs.jsonl` scores the sampled archs (both indicators); `--archs all` scores every cell of
-the space by angle (no forward pass: all 15,625 NB201 cells in seconds). Sharded like proxy training.
+`--arch-set sampled` scores the archs of `--archs` by both indicators; `--arch-set all` scores every cell of
+the space by angle only (no forward pass: all 15,625 NB201 cells in seconds). Sharded like proxy training.
 """
 from stages.common import configure_torch, load_params, main_guard, parse_shard, parser, provenance, write_json
 from stages.training import load_splits, read_archs
@@ -16,15 +16,15 @@ def main():
     p = parser(__doc__)
     p.add_argument("--labels", required=True, choices=LABELS)
     p.add_argument("--supernet-dir", required=True, help="holds init.pt and final.pt")
-    p.add_argument("--archs", default="results/archs.jsonl", help="an archs JSONL file, or 'all'")
-    p.add_argument("--indicators", default=",".join(INDICATORS))
+    p.add_argument("--arch-set", required=True, choices=["sampled", "all"])
+    p.add_argument("--archs", default="results/archs.jsonl", help="the sampled archs (JSONL)")
     p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     params = load_params(args.params)
     configure_torch(params)
     space = get_space(params["space"])
-    if args.archs == "all":
+    if args.arch_set == "all":
         i, n = args.shard
         records = [{"id": k, "arch": a} for k, a in enumerate(space.enumerate_all())][i::n]
     else:
@@ -34,7 +34,7 @@ def main():
     setting = params["settings"][sn["setting"]]
     init, _ = load_state(f"{args.supernet_dir}/init.pt")
     final, meta = load_state(f"{args.supernet_dir}/final.pt")
-    indicators = [s for s in args.indicators.split(",") if s]
+    indicators = ["angle"] if args.arch_set == "all" else list(INDICATORS)
     splits = load_splits(params, setting) if "supernet_acc" in indicators else None
     with claim_device(params["device"]) as device:
         scorer = SupernetScorer(init, final, setting, splits, seed=params["seed"], device=device,

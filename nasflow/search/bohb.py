@@ -76,6 +76,7 @@ def bohb(space: ModuleType, estimator: Estimator, budget, seed: int, *, eta: int
         # hpbandster's KDE warns on degenerate bandwidths (all-equal categorical columns); harmless
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # ConfigSpace 1.x deprecations hpbandster triggers
         Pyro4.config.SERIALIZER = "pickle"
         Pyro4.config.SERIALIZERS_ACCEPTED.add("pickle")
         saved_state = np.random.get_state()

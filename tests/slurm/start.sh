@@ -13,12 +13,14 @@
 # when /etc/slurm/slurm.conf is anything else (a real cluster's, or another live test cluster's); stop.sh
 # removes the link.
 # The node `$(hostname -s)` is in partition `main` and advertises 16 CPUs, 96 GB and `Gres=gpu:2` whatever the
-# machine has (SlurmdParameters=config_overrides; gres without device files): jobs asking for `--gpus=1` queue
-# so that at most two run at once, and see no GPU (the stages then fall back to the CPU).
+# machine has (SlurmdParameters=config_overrides; the two "GPUs" are /dev/null device nodes): jobs asking for
+# `--gpus=1` queue so that at most two run at once, get CUDA_VISIBLE_DEVICES=0 or 1, and find no GPU there (the
+# stages then fall back to the CPU).
 # Idempotent: when the cluster of STATE_DIR already answers it only prints STATE_DIR.
 # Exit status: 0 ready; 2 not root; 3 the packages cannot be installed; 4 /etc/slurm/slurm.conf is not ours;
 # 1 a daemon did not come up (see STATE_DIR/log/).
 set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"
 
 STATE=${1:-${NASFLOW_SLURM_STATE:-/tmp/nasflow-slurm}}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -30,7 +32,11 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 
-alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+alive() {  # the pidfile's process runs (a zombie does not count)
+    local pid
+    [ -s "$1" ] && pid=$(cat "$1") && kill -0 "$pid" 2>/dev/null \
+        && ! grep -q '^[^)]*) Z' "/proc/$pid/stat" 2>/dev/null
+}
 
 node_state() { timeout 10 sinfo -h -n "$NODE" -o %T 2>/dev/null | head -1 | tr -d '*~#!%$@^-'; }
 
@@ -53,9 +59,9 @@ if missing; then
     fi
     echo "start.sh: installing $pkgs" >&2
     # (invoke-rc.d may refuse to start the services: we start them ourselves below)
-    if ! apt-get install -y -q --no-install-recommends $pkgs >"${TMPDIR:-/tmp}/nasflow-slurm-apt.log" 2>&1; then
+    if ! apt-get install -y -q -o DPkg::Lock::Timeout=120 --no-install-recommends $pkgs >"${TMPDIR:-/tmp}/nasflow-slurm-apt.log" 2>&1; then
         apt-get update -q >>"${TMPDIR:-/tmp}/nasflow-slurm-apt.log" 2>&1 || true
-        apt-get install -y -q --no-install-recommends $pkgs >>"${TMPDIR:-/tmp}/nasflow-slurm-apt.log" 2>&1 || true
+        apt-get install -y -q -o DPkg::Lock::Timeout=120 --no-install-recommends $pkgs >>"${TMPDIR:-/tmp}/nasflow-slurm-apt.log" 2>&1 || true
     fi
     if missing; then
         echo "start.sh: could not install $pkgs (see ${TMPDIR:-/tmp}/nasflow-slurm-apt.log)" >&2
@@ -85,7 +91,8 @@ SLURMD_PORT=${NASFLOW_SLURMD_PORT:-$(pick_port $((CTLD_PORT + 1)) "$CTLD_PORT")}
 ETC_CONF=/etc/slurm/slurm.conf
 if [ -e "$ETC_CONF" ] || [ -L "$ETC_CONF" ]; then
     target=$(readlink "$ETC_CONF" || true)
-    if [ "$target" != "$SLURM_CONF" ] && { [ -z "$target" ] || [ -e "$target" ]; }; then
+    # free: a link to this cluster's config, or to a test cluster whose slurmctld is gone
+    if [ "$target" != "$SLURM_CONF" ] && { [ -z "$target" ] || alive "$(dirname "$target")/run/slurmctld.pid"; }; then
         echo "start.sh: $ETC_CONF is taken (${target:+a link to $target, }not this test cluster's): stop that cluster" \
              "first (tests/slurm/stop.sh $(dirname "${target:-/?}")) or use a machine without a SLURM config" >&2
         exit 4

@@ -4,6 +4,7 @@
 # points into STATE_DIR, and remove STATE_DIR. Idempotent.
 #   tests/slurm/stop.sh [STATE_DIR] [--keep]    # --keep: leave STATE_DIR (logs) in place
 set -uo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"
 
 STATE=${1:-${NASFLOW_SLURM_STATE:-/tmp/nasflow-slurm}}
 KEEP=${2:-}
@@ -11,7 +12,11 @@ KEEP=${2:-}
 STATE=$(cd "$STATE" && pwd)
 export SLURM_CONF="$STATE/slurm.conf"
 
-alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+alive() {  # the pidfile's process runs (a zombie does not count)
+    local pid
+    [ -s "$1" ] && pid=$(cat "$1") && kill -0 "$pid" 2>/dev/null \
+        && ! grep -q '^[^)]*) Z' "/proc/$pid/stat" 2>/dev/null
+}
 
 # this cluster's job steps: slurmstepd processes forked by its slurmd, which start.sh ran with SLURM_CONF=ours
 steps() {

@@ -44,8 +44,6 @@ rule score_archs:
         "results/scores/{labels}-{arch_set}/shard-{i}-of-{n}.json",
     params:
         supernet=config["supernet"],
-        archs=lambda w: "all" if w.arch_set == "all" else "results/archs.jsonl",
-        indicators=lambda w: "angle" if w.arch_set == "all" else "angle,supernet_acc",
     threads: config["threads"]
     resources:
         gpu=1,
@@ -53,7 +51,7 @@ rule score_archs:
         "results/logs/score_archs/{labels}-{arch_set}-{i}-of-{n}.log",
     shell:
         "python -m stages.score_archs --params {PARAMS} --labels {wildcards.labels}"
-        " --supernet-dir results/supernet/{wildcards.labels} --archs {params.archs} --indicators {params.indicators}"
+        " --supernet-dir results/supernet/{wildcards.labels} --arch-set {wildcards.arch_set} --archs {input.archs}"
         " --shard {wildcards.i}/{wildcards.n} --out {output} 2> {log}"
 
 
