@@ -6,7 +6,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[pipeline,test]'
+	$(PY) -m pip install -q -e '.[pipeline,test,search]'
 	touch $@
 
 .PHONY: install demo test test-fast bench clean

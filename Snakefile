@@ -25,6 +25,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/rlnas.smk"
+include: "workflow/rules/search.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -37,3 +38,4 @@ rule all:
         "results/metrics.json",
         "results/plots",
         "results/found.json",
+        ["results/bench_search.md"] if HAS_TABLE else [],

@@ -57,6 +57,15 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
     for key, spec in schema["properties"]["supernet"]["properties"].items():
         if "default" in spec:
             params["supernet"].setdefault(key, spec["default"])
+    for name in params["search"]["estimators"]:
+        ok = (name.startswith("proxy_") and name[len("proxy_"):] in settings) or name == "table" or any(
+            name == f"{ind}_{lab}" for ind in ("angle", "supernet_acc") for lab in params["supernet"]["labels"])
+        if not ok:
+            raise ParamsError(f"{source}: search.estimators: unknown estimator {name!r} (use proxy_<setting>, table, "
+                              f"or angle_<labels> / supernet_acc_<labels> for a label kind in supernet.labels)")
+        if name == "table" and not table_path(params):
+            raise ParamsError(f"{source}: search.estimators: 'table' needs bench_search.table or a ground-truth table")
+    params["search"].setdefault("table_column", "cifar10_test_acc_12ep_one_seed")
     depth_key, other = {"nb201": ("cells_per_stage", "layers"), "darts": ("layers", "cells_per_stage")}[params["space"]]
     for name, setting in settings.items():
         if other in setting:
@@ -205,8 +214,17 @@ def write_resolved_params(config: dict, path: str | os.PathLike) -> str:
 
 def search_names(params: dict) -> list[str]:
     """Every search the params ask for; each writes results/search/<name>.json."""
-    return [f"rlnas_{labels}_{indicator}" for labels in params["supernet"]["labels"]
-            for indicator in params["evolution"]["indicators"]]
+    return ([f"rlnas_{labels}_{indicator}" for labels in params["supernet"]["labels"]
+             for indicator in params["evolution"]["indicators"]]
+            + [f"{s}_{e}" for s in params["search"]["strategies"] for e in params["search"]["estimators"]])
+
+
+def table_path(params: dict) -> str | None:
+    """The NB201 table for table estimators and benchmark mode: bench_search.table, else the ground-truth table."""
+    path = params.get("bench_search", {}).get("table")
+    if not path and params["ground_truth"]["source"] == "table":
+        path = params["ground_truth"]["path"]
+    return path
 
 
 def supernet_estimators(params: dict) -> list[tuple[str, str, str]]:

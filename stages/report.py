@@ -25,6 +25,7 @@ def main():
     p.add_argument("--estimates", default="results/estimates.csv")
     p.add_argument("--correlation", default="results/correlation.csv")
     p.add_argument("--found", default="results/found.json")
+    p.add_argument("--search-dir", default="results/search")
     p.add_argument("--xlsx", default="results/report.xlsx")
     p.add_argument("--plots", default="results/plots")
     p.add_argument("--metrics", default="results/metrics.json")
@@ -53,6 +54,10 @@ def main():
         report.plot_estimate_vs_truth(tmp_dir / f"{c['estimator']}_vs_ground_truth.png", c["estimator"],
                                    [r[c["estimator"]] for r in estimates], truth, c)
     report.plot_correlation_vs_cost(tmp_dir / "correlation_vs_cost.png", correlation)
+    cfg = params["search"]
+    searches = [read_json(f"{args.search_dir}/{s}_{e}.json") for s in cfg["strategies"] for e in cfg["estimators"]]
+    if searches:
+        report.plot_best_so_far(tmp_dir / "search_best_so_far.png", searches)
     shutil.rmtree(plots, ignore_errors=True)
     tmp_dir.rename(plots)
 

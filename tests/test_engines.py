@@ -37,6 +37,9 @@ TINY = {
                  "bn_batches": 1, "max_eval": 64},
     "evolution": {"indicators": ["angle", "supernet_acc"], "population": 4, "topk": 2, "mutations": 2,
                   "crossovers": 2, "mutation_prob": 0.5, "generations": 2},
+    "search": {"strategies": ["rs", "rea"], "estimators": ["proxy_bpe1", "angle_random"], "budget": {"evaluations": 3},
+               "rea": {"population_size": 2, "sample_size": 1}},
+    "bench_search": {"table": None},
     "parallel": {"shards": 2},
     "report": {"bootstrap": 50},
 }
@@ -115,16 +118,19 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     corr = read_csv(results / "correlation.csv")
     assert [c["estimator"] for c in corr] == estimators  # no table: no all-archs row
     found = json.loads((results / "found.json").read_text())["results"]
-    assert sorted((f["labels"], f["indicator"]) for f in found) == [
-        ("random", "angle"), ("random", "supernet_acc"), ("true", "angle"), ("true", "supernet_acc")]
+    assert sorted(f["search"] for f in found) == sorted(
+        [f"rlnas_{l}_{i}" for l in ("random", "true") for i in ("angle", "supernet_acc")]
+        + [f"{s}_{e}" for s in ("rs", "rea") for e in ("proxy_bpe1", "angle_random")])
     gt = {r["arch"]: float(r["ground_truth"]) for r in est}
     for f in found:  # a found arch that was also sampled gets the same retrained accuracy (shared cache)
         assert f["arch"] not in gt or f["ground_truth"] == gt[f["arch"]]
     assert len(json.loads((results / "scores" / "random-all.json").read_text())["results"]) == 15625
     assert (results / "report.xlsx").stat().st_size > 0
     assert sorted(p.name for p in (results / "plots").glob("*.png")) == sorted(
-        ["correlation_vs_cost.png", *(f"{e}_vs_ground_truth.png" for e in estimators)])
-    assert "rlnas" in load_workbook(results / "report.xlsx").sheetnames
+        ["correlation_vs_cost.png", "search_best_so_far.png", *(f"{e}_vs_ground_truth.png" for e in estimators)])
+    assert {"rlnas", "searches"} <= set(load_workbook(results / "report.xlsx").sheetnames)
+    rs = json.loads((results / "search" / "rs_proxy_bpe1.json").read_text())
+    assert rs["n_evals"] == 3 and len(rs["history"]) == 3
     assert (results / "proxy" / "bpe1" / "shard-1-of-2.json").exists()
     again = run([sys.executable, "-m", "snakemake", "--cores", "2", "-n"], study, engine_env)
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -154,14 +160,17 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
         "sample_archs", "proxy_train@bpe1", "proxy_train@bpe2", "ground_truth", "supernet_train@random",
         "supernet_train@true", *(f"score_archs@{l}-{s}" for l in ("random", "true") for s in ("sampled", "all")),
         *(f"evolution_search@{l}-{i}" for l in ("random", "true") for i in ("angle", "supernet_acc")),
-        "found_ground_truth", "correlate", "report"}
+        *(f"search@{s}-{e}" for s in ("rs", "rea") for e in ("proxy_bpe1", "angle_random")),
+        "bench_search", "found_ground_truth", "correlate", "report"}
     assert len(read_csv(study / "results" / "estimates.csv")) == 4
 
     params = yaml.safe_load((study / "params.yaml").read_text())
     params["settings"]["bpe2"]["epochs"] = 1
     (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     second = run([sys.executable, "-m", "dvc", "repro"], study, engine_env)
-    assert ran(second.stdout) == {"proxy_train@bpe2", "correlate", "report"}
+    # the searches declare all settings (see dvc.yaml), everything else only what it uses
+    searches = {f"search@{s}-{e}" for s in ("rs", "rea") for e in ("proxy_bpe1", "angle_random")}
+    assert ran(second.stdout) == {"proxy_train@bpe2", *searches, "found_ground_truth", "correlate", "report"}
     rows = {r["estimator"]: r for r in read_csv(study / "results" / "correlation.csv")}
     assert {"proxy_bpe1", "proxy_bpe2", "angle_random"} <= set(rows)
     with Repo(str(study)) as repo:

@@ -1,5 +1,5 @@
 """`snakemake --profile workflow/profiles/slurm` on a real one-node SLURM cluster (tests/slurm/start.sh): the tiny
-study gives the accuracies and correlations of a local run, every job really goes through sbatch, the node's two
+study (its BPE part) gives the accuracies and correlations of a local run, every job really goes through sbatch, the node's two
 (fake) GPUs bound the training jobs to two at a time and the stages fall back to the CPU, and a failing training
 job fails the run in bounded time instead of hanging.
 
@@ -18,7 +18,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.test_engines import TINY, make_study, read_csv
 
@@ -30,9 +29,16 @@ SLURM = ROOT / "tests" / "slurm"
 PROFILE_ARGS = ["--profile", str(ROOT / "workflow/profiles/slurm"), "--workflow-profile", str(SLURM / "profile")]
 PARAMS = copy.deepcopy(TINY)
 PARAMS["device"] = "auto"  # a GPU if the job has one, else the CPU: what the fallback test checks
-if "supernet" in PARAMS:  # RLNAS off: its ~20 more jobs would take minutes of SLURM polling, and add nothing here
+# Every SLURM job costs ~15 s here (sbatch, two Snakemake start-ups, the plugin's status-check backoff), so the
+# test runs the BPE part of the study (TARGETS: sample -> proxy_train x2, ground_truth -> gathers -> correlate),
+# unsharded: still 3 training jobs asking for a GPU each, for 2 GPUs. RLNAS (supernets) is switched off, and
+# the searches keep only estimators that need no supernet, so that the params stay valid.
+PARAMS["parallel"]["shards"] = 1
+if "supernet" in PARAMS:
     PARAMS["supernet"]["labels"] = []
-TRAINING_RULES = ("proxy_train", "ground_truth")
+if "search" in PARAMS:
+    PARAMS["search"]["estimators"] = [e for e in PARAMS["search"]["estimators"] if e.startswith("proxy_")]
+TARGETS = ["results/estimates.csv", "results/correlation.csv"]
 NODE_GPUS = 2
 
 
@@ -113,14 +119,14 @@ def demo(cluster, tmp_path_factory):
     side by side."""
     base = tmp_path_factory.mktemp("demo")
     slurm_study, local_study = make_study(base / "slurm", PARAMS), make_study(base / "local", PARAMS)
-    local = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=local_study,
+    local = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", *TARGETS], cwd=local_study,
                              env=tool_env(NASFLOW_LOCK_DIR=str(base / "local-locks")),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     poller = Poller(cluster)
     poller.start()
     t0 = time.monotonic()
     try:
-        r = subprocess.run([sys.executable, "-m", "snakemake", *PROFILE_ARGS], cwd=slurm_study,
+        r = subprocess.run([sys.executable, "-m", "snakemake", *PROFILE_ARGS, *TARGETS], cwd=slurm_study,
                            env=slurm_env(cluster, NASFLOW_LOCK_DIR=str(base / "slurm-locks")),
                            capture_output=True, text=True, timeout=420)
     finally:
@@ -149,20 +155,19 @@ def test_slurm_run_matches_local_run(demo):
         local = read_csv(demo["local"] / "results" / name)
         assert on_slurm and len(on_slurm) == len(local)
         assert strip_costs(on_slurm) == strip_costs(local), name
-    assert (demo["slurm"] / "results" / "report.xlsx").stat().st_size > 0
 
 
 def test_every_job_went_through_slurm(demo):
     log = demo["log"]
     total = int(re.search(r"^total\s+(\d+)$", log, re.M).group(1))  # from the "Job stats" table
-    local = len(re.findall(r"^localrule \w+:", log, re.M))  # `all`
+    local = len(re.findall(r"^localrule \w+:", log, re.M))  # e.g. `all`, when it is a target
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", log)
-    assert len(submitted) == total - local >= 10, log[-3000:]
+    assert len(submitted) == total - local >= 6, log[-3000:]
     run_id = re.search(r"SLURM run ID: (\S+)", log).group(1)
     done = {row[0]: row for row in demo["jobs"] if row[7] == run_id}
     assert sorted(done, key=int) == sorted(submitted, key=int)
     assert all(row[2] == "COMPLETED" for row in done.values())
-    assert {"rule_sample_archs", "rule_correlate", "rule_report"} <= {row[1] for row in done.values()}
+    assert {"rule_sample_archs", "rule_correlate"} <= {row[1] for row in done.values()}
     logs = list((demo["slurm"] / ".snakemake" / "slurm_logs").rglob("*.log"))
     assert sorted(p.stem for p in logs) == sorted(submitted)  # kept by the test profile (slurm-keep-successful-logs)
 
@@ -175,7 +180,7 @@ def _interval(row):
 def test_at_most_two_gpu_jobs_ran_at_once(demo, cluster):
     gpu_jobs = [row for row in demo["jobs"] if is_gpu(row)]
     rules = {row[1].split("_wildcards")[0] for row in gpu_jobs}
-    assert {"rule_proxy_train", "rule_ground_truth"} <= rules and len(gpu_jobs) > NODE_GPUS + 2, gpu_jobs
+    assert {"rule_proxy_train", "rule_ground_truth"} <= rules and len(gpu_jobs) > NODE_GPUS, gpu_jobs
     assert all(row[3] == "gres:gpu:1" for row in gpu_jobs)  # the profile's `gpu: 1` became --gpus=1
     # the node alone (16 CPUs, 96 GB) would run 3+ of these 4-CPU 16 GB jobs at once: only the gres limits them
     node = subprocess.run(["scontrol", "show", "node", "-o"], capture_output=True, text=True,
@@ -199,7 +204,7 @@ def test_at_most_two_gpu_jobs_ran_at_once(demo, cluster):
 
 def test_training_fell_back_to_the_cpu(demo):
     shards = sorted((demo["slurm"] / "results").rglob("shard-*.json"))  # proxy_train and ground_truth outputs
-    assert len(shards) >= 6
+    assert len(shards) >= 3
     for shard in shards:
         out = json.loads(shard.read_text())
         assert out["device"].startswith("cpu"), (shard, out["device"])
@@ -232,7 +237,7 @@ def test_failing_training_job_fails_the_run_without_hanging(cluster, tmp_path):
     study = make_study(tmp_path, PARAMS)
     (study / "results").mkdir()
     (study / "results" / "archs.jsonl").write_text('{"id": 0, "arch": "|conv_9x9~0|+|none~0|none~1|"}\n')
-    target = "results/proxy/bpe1/shard-0-of-2.json"
+    target = "results/proxy/bpe1/shard-0-of-1.json"
     t0 = time.monotonic()
     # --retries 0: the profile's one retry would add a resubmission and a longer status-check backoff (~40 s)
     r = subprocess.run([sys.executable, "-m", "snakemake", *PROFILE_ARGS, "--retries", "0", target], cwd=study,
@@ -244,6 +249,6 @@ def test_failing_training_job_fails_the_run_without_hanging(cluster, tmp_path):
     assert r.returncode != 0, log[-3000:]
     assert "Error in rule proxy_train" in log and "failed, SLURM status is: 'FAILED'" in log, log[-3000:]
     assert log.count("has been submitted with SLURM jobid") == 1, log[-3000:]
-    assert "conv_9x9" in (study / "results/logs/proxy_train/bpe1-0-of-2.log").read_text()
+    assert "conv_9x9" in (study / "results/logs/proxy_train/bpe1-0-of-1.log").read_text()
     assert not (study / target).exists()
     assert not any(row[2] in ("PENDING", "RUNNING") for row in squeue(cluster))

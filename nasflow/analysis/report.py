@@ -72,6 +72,15 @@ def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], co
                        f["search_seconds"], f["supernet_train_seconds"]])
         ws.column_dimensions["C"].width = 70
 
+    if found:  # every search's pick: method, estimator, the arch, its ground truth and what the search cost
+        ws = wb.create_sheet("searches")
+        ws.append(["search", "method", "estimator / indicator", "found arch", "search score",
+                   f"ground truth ({ground_truth_label})", "search seconds"])
+        for f in found:
+            ws.append([f["search"], f["method"], f.get("estimator") or f"{f.get('indicator')} ({f.get('labels')} labels)",
+                       f["arch"], f["search_score"], f["ground_truth"], f["search_seconds"]])
+        ws.column_dimensions["D"].width = 70
+
     ws = wb.create_sheet("about")
     ws.append(["what made this workbook"])
     for key, value in about.items():
@@ -115,6 +124,30 @@ def plot_correlation_vs_cost(path, correlation: list[dict]) -> None:
     ax.set_ylabel("Kendall τ vs ground truth (95% bootstrap)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_best_so_far(path, searches: list[dict]) -> None:
+    """Best score found so far against the estimator cost spent, one line per strategy x estimator."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    estimators = sorted({s["estimator"] for s in searches})
+    fig, axes = plt.subplots(1, max(len(estimators), 1), figsize=(4.5 * max(len(estimators), 1), 3.8), squeeze=False)
+    for ax, est in zip(axes[0], estimators):
+        for s in (s for s in searches if s["estimator"] == est):
+            elapsed = [h["elapsed"] for h in s["history"]]
+            best = np.maximum.accumulate([h["score"] for h in s["history"]]) if s["history"] else []
+            ax.step(elapsed, best, where="post", label=s["method"])
+        ax.set_title(est, fontsize=9)
+        ax.set_xlabel("estimator cost spent (s)")
+        ax.set_ylabel("best score so far")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

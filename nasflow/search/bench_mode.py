@@ -168,17 +168,26 @@ def run_benchmark(table: str, *, strategies: Iterable[str] = STRATEGIES, seeds: 
                 jobs.append((str(table), search_column, scenario, budget_seconds, name, hyper[name],
                              all_seeds[k:k + size]))
     rows: list[dict] = []
+    left = defaultdict(int)
+    for job in jobs:
+        left[(job[2].name, job[4])] += len(job[6])
+
+    def collect(job, chunk):
+        rows.extend(chunk)
+        key = (job[2].name, job[4])
+        left[key] -= len(chunk)
+        if progress and left[key] == 0:
+            done = [r for r in rows if (r["scenario"], r["strategy"]) == key]
+            mean = np.mean([r["cifar10_test"] for r in done])
+            progress(f"{key[0]} {key[1]}: {len(done)} runs, CIFAR-10 test {mean:.2f}")
+
     if workers <= 1:
         for job in jobs:
-            rows.extend(_run_chunk(*job))
-            if progress:
-                progress(f"{job[2].name} {job[4]}: {len(job[6])} runs")
+            collect(job, _run_chunk(*job))
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
             for job, chunk in zip(jobs, pool.map(_run_chunk, *zip(*jobs))):
-                rows.extend(chunk)
-                if progress:
-                    progress(f"{job[2].name} {job[4]}: {len(job[6])} runs")
+                collect(job, chunk)
     return rows
 
 

@@ -38,7 +38,7 @@ alive() {  # the pidfile's process runs (a zombie does not count)
         && ! grep -q '^[^)]*) Z' "/proc/$pid/stat" 2>/dev/null
 }
 
-node_state() { timeout 10 sinfo -h -n "$NODE" -o %T 2>/dev/null | head -1 | tr -d '*~#!%$@^-'; }
+node_state() { timeout 5 sinfo -h -n "$NODE" -o %T 2>/dev/null | head -1 | tr -d '*~#!%$@^-'; }
 
 if [ -f "$SLURM_CONF" ] && alive "$STATE/run/munged.pid" && alive "$STATE/run/slurmctld.pid" \
         && alive "$STATE/run/slurmd.pid" && [ "$(node_state)" != "" ]; then
@@ -136,8 +136,8 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 MpiDefault=none
 SwitchType=switch/none
-# finished jobs stay visible to squeue (the status command without slurmdbd) for 5 minutes
-MinJobAge=300
+# finished jobs stay visible to squeue (the status command without slurmdbd, and the test's record) for 15 min
+MinJobAge=900
 ReturnToService=2
 KillWait=5
 InactiveLimit=0
@@ -177,12 +177,24 @@ export SLURM_CONF=$SLURM_CONF
 EOF
 
 # --- daemons --------------------------------------------------------------------------------------------------------
+fail() {  # show the logs, stop whatever did start (keeping STATE_DIR for the logs), exit 1
+    echo "start.sh: $1; logs in $STATE/log" >&2
+    for f in "$STATE"/log/*; do echo "== $f" >&2; tail -n 5 "$f" >&2; done
+    "$HERE/stop.sh" "$STATE" --keep
+    exit 1
+}
 munged --force --socket="$SOCKET" --key-file="$STATE/munge/munge.key" --pid-file="$STATE/run/munged.pid" \
-    --log-file="$STATE/log/munged.log" --seed-file="$STATE/munge/munged.seed" >>"$STATE/log/munged.out" 2>&1
-slurmctld -f "$SLURM_CONF" >>"$STATE/log/slurmctld.out" 2>&1
-slurmd -f "$SLURM_CONF" -N "$NODE" >>"$STATE/log/slurmd.out" 2>&1
+    --log-file="$STATE/log/munged.log" --seed-file="$STATE/munge/munged.seed" >>"$STATE/log/munged.out" 2>&1 \
+    || fail "munged did not start"
+slurmctld -f "$SLURM_CONF" >>"$STATE/log/slurmctld.out" 2>&1 || fail "slurmctld did not start"
+slurmd -f "$SLURM_CONF" -N "$NODE" >>"$STATE/log/slurmd.out" 2>&1 || fail "slurmd did not start"
 
-for _ in $(seq 1 120); do
+deadline=$((SECONDS + 60))
+st=""
+while [ "$SECONDS" -lt "$deadline" ]; do
+    for d in munged slurmctld slurmd; do
+        alive "$STATE/run/$d.pid" || { sleep 1; alive "$STATE/run/$d.pid"; } || fail "$d is not running"
+    done
     st=$(node_state)
     if [ "$st" = idle ] || [ "$st" = mixed ] || [ "$st" = allocated ]; then
         echo "$STATE"
@@ -193,6 +205,4 @@ for _ in $(seq 1 120); do
     fi
     sleep 0.5
 done
-echo "start.sh: node $NODE did not become idle (state: '${st:-no answer}'); logs in $STATE/log" >&2
-for f in "$STATE"/log/*.log; do echo "== $f" >&2; tail -n 5 "$f" >&2; done
-exit 1
+fail "node $NODE did not become idle within 60 s (state: '${st:-no answer}')"

@@ -1,6 +1,6 @@
 rule found_ground_truth:
     input:
-        searches=RLNAS_SEARCHES,
+        searches=RLNAS_SEARCHES + SEARCHES,
         code=code("stages/found_ground_truth.py", "nasflow/bench.py") + TRAIN_CODE,
     output:
         "results/found.json",
@@ -41,6 +41,7 @@ rule report:
         estimates="results/estimates.csv",
         correlation="results/correlation.csv",
         found="results/found.json",
+        searches=SEARCHES,
         code=code("stages/report.py", "nasflow/analysis/report.py") + STAGE_CODE,
     output:
         xlsx="results/report.xlsx",
@@ -49,6 +50,7 @@ rule report:
     params:
         settings=lambda w: {s: config["settings"][s] for s in PROXY_SETTINGS},
         ground_truth=config["ground_truth"],
+        search=config["search"],
     shell:
         "python -m stages.report --params {PARAMS} --estimates {input.estimates} --correlation {input.correlation}"
-        " --found {input.found} --xlsx {output.xlsx} --plots {output.plots} --metrics {output.metrics}"
+        " --found {input.found} --search-dir results/search --xlsx {output.xlsx} --plots {output.plots} --metrics {output.metrics}"

@@ -1,0 +1,460 @@
+"""Differentiable and weight-sharing search on NAS-Bench-201: GDAS, DARTS (first and second order), RSPS and
+SETN, as NAS-Bench-201's baselines run them (ADL exps/NAS-Bench-201-algos: GDAS.py, DARTS-V1.py,
+DARTS-V2.py, RANDOM-NAS.py, SETN.py), on `nasflow.models.nb201_search.NB201SearchNetwork`.
+
+Data. The caller loads the dataset with `eval_split="valid"`: `splits.x_train` (the first half of the
+training images) trains the weights and `splits.x_eval` (the other half) trains the architecture
+parameters, both through a `DeviceLoader` with training augmentation (random crop + flip), as ADL's
+`SearchDataset` feeds both halves with the training transform. Each weight step is paired with one batch of
+the valid half (cycled when the halves differ in size; an epoch is one pass over the train half). The
+valid half, without augmentation, also scores archs: the per-epoch `valid_acc` and the final pick of RSPS
+and SETN. Splits loaded with `eval_split="test"` are refused (the search would see the test set).
+
+Methods (one iteration = one train batch + one valid batch):
+
+| method   | weights step (train batch)     | alpha step (valid batch)                | result                          |
+|----------|--------------------------------|-----------------------------------------|---------------------------------|
+| gdas     | Gumbel hard sample, tau        | same sample kind, fresh noise           | argmax alphas (last epoch)      |
+| darts-v1 | softmax-weighted (mixed ops)   | first-order grad of the valid loss      | argmax alphas                   |
+| darts-v2 | softmax-weighted               | second order: unrolled step + finite-   | argmax alphas                   |
+|          |                                | difference Hessian-vector product       |                                 |
+| rsps     | one uniform path per batch     | (none)                                  | best of `select_num` uniform    |
+|          |                                |                                         | archs, one valid batch each     |
+| setn     | one uniform path per batch     | softmax-weighted (ADL `joint`)          | best of the `select_num` archs  |
+|          |                                |                                         | most probable under softmax(α), |
+|          |                                |                                         | one valid batch each            |
+
+DARTS-V2 takes the alpha step *before* the weight step (as ADL and DARTS do); the others after it.
+Weights: SGD (nesterov) with momentum `w_momentum`, weight decay `w_wd`, cosine from `w_lr` to `w_lr_min`
+stepped every iteration over the whole run (ADL's scheduler updates per iteration), gradient norm clipped
+to `grad_clip` over the weights. Alphas: Adam(`a_lr`, `a_betas`, weight decay `a_wd`). GDAS' tau falls
+linearly from `tau_max` (first epoch) to `tau_min` (last epoch): tau_e = tau_max - (tau_max - tau_min) *
+e / (epochs - 1).
+
+Every epoch appends to `history`: epoch, lr (at its start), tau, train loss/acc (weight steps), arch
+loss/acc (alpha steps; augmented, train mode), valid loss/acc (eval mode, no augmentation, of the derived
+arch -- for RSPS of a uniform path per batch, as ADL's RANDOM-NAS `valid_func`), the derived arch (argmax
+of alphas; None for RSPS), alphas (softmax per edge, [6][5]; None for RSPS) and seconds. With `checkpoint`
+the whole state (model incl. alphas and the path RNG, both optimizers, the scheduler, RNG states, history)
+is written atomically after every epoch and a rerun resumes from it; on the CPU the resumed run ends with
+bit-identical alphas.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from nasflow.data import DeviceLoader, Splits
+from nasflow.errors import CheckpointError, ParamsError
+from nasflow.models.nb201_search import NB201SearchNetwork
+from nasflow.spaces import nb201 as space
+from nasflow.train import _progress, _rng_state, _save_checkpoint, _set_rng_state, seed_everything
+
+__all__ = ["METHODS", "SearchConfig", "run_search", "hessian_vector_product", "darts_v2_arch_grad"]
+
+METHODS = ("gdas", "darts-v1", "darts-v2", "rsps", "setn")
+CHECKPOINT_FORMAT = 1
+
+# method -> (model mode for the weight step, model mode for the alpha step or None)
+_MODES = {
+    "gdas": ("gdas", "gdas"),
+    "darts-v1": ("darts", "darts"),
+    "darts-v2": ("darts", "darts"),
+    "rsps": ("uniform", None),
+    "setn": ("uniform", "darts"),
+}
+
+
+@dataclass
+class SearchConfig:
+    """Everything that shapes a search's result (checked against a checkpoint before resuming)."""
+
+    method: str
+    C: int
+    N: int
+    epochs: int
+    batch_size: int
+    w_lr: float
+    w_lr_min: float
+    w_momentum: float
+    w_wd: float
+    grad_clip: float | None
+    a_lr: float
+    a_betas: tuple
+    a_wd: float
+    tau_max: float
+    tau_min: float
+    image_size: int
+    select_num: int
+    select_batch_size: int
+    track_running_stats: bool
+    hvp_r: float
+    valid_images: int | None
+    channels_last: bool
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ParamsError(f"differentiable search: unknown method {self.method!r} "
+                              f"(known: {', '.join(METHODS)})")
+        for key in ("C", "N", "epochs", "batch_size", "image_size", "select_num", "select_batch_size"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ParamsError(f"{key}: expected a positive integer (got {v!r})")
+        for key in ("w_lr", "a_lr", "tau_max", "tau_min", "hvp_r"):
+            v = getattr(self, key)
+            if not isinstance(v, (int, float)) or not v > 0:
+                raise ParamsError(f"{key}: expected a positive number (got {v!r})")
+        if self.w_lr_min < 0 or self.w_wd < 0 or self.a_wd < 0:
+            raise ParamsError("w_lr_min, w_wd and a_wd must be >= 0")
+        if not 0 <= self.w_momentum < 1:
+            raise ParamsError(f"w_momentum: expected 0 <= value < 1 (got {self.w_momentum!r})")
+        if self.grad_clip is not None and self.grad_clip < 0:
+            raise ParamsError(f"grad_clip: must be >= 0 or null (got {self.grad_clip!r})")
+        betas = tuple(float(b) for b in self.a_betas)
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ParamsError(f"a_betas: expected two numbers in [0, 1) (got {self.a_betas!r})")
+        self.a_betas = betas
+        if self.valid_images is not None and (not isinstance(self.valid_images, int) or self.valid_images < 1):
+            raise ParamsError(f"valid_images: expected a positive integer or null (got {self.valid_images!r})")
+
+    def plain(self) -> dict:
+        d = asdict(self)
+        d["a_betas"] = list(d["a_betas"])
+        return d
+
+
+# ------------------------------------------------------------------------------------------ DARTS-V2
+
+def _ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(model(x), y)
+
+
+def hessian_vector_product(model: nn.Module, vector, inputs: torch.Tensor, targets: torch.Tensor, *,
+                           r: float = 1e-2, weights=None, alphas=None, loss_fn=None) -> list[torch.Tensor]:
+    """DARTS' finite-difference approximation of (d^2 L / d alpha d w) . vector on one batch.
+
+        R = r / ||vector||;  (grad_alpha L(w + R v) - grad_alpha L(w - R v)) / (2 R)
+
+    `weights` / `alphas` default to `model.weights()` / `model.arch_parameters()`; `loss_fn(model, x, y)`
+    defaults to the cross-entropy of `model(x)`. The weights are restored exactly (copied back, not
+    re-added). Returns one tensor per alpha parameter.
+    """
+    weights = list(model.weights() if weights is None else weights)
+    alphas = list(model.arch_parameters() if alphas is None else alphas)
+    loss_fn = _ce if loss_fn is None else loss_fn
+    vector = [torch.zeros_like(p) if v is None else v.detach() for p, v in zip(weights, vector)]
+    norm = torch.cat([v.reshape(-1) for v in vector]).norm()
+    if not torch.isfinite(norm) or float(norm) == 0.0:
+        return [torch.zeros_like(a) for a in alphas]
+    R = float(r / norm)
+    saved = [p.detach().clone() for p in weights]
+    try:
+        with torch.no_grad():
+            for p, v in zip(weights, vector):
+                p.add_(v, alpha=R)
+        grads_p = torch.autograd.grad(loss_fn(model, inputs, targets), alphas)
+        with torch.no_grad():
+            for p, s, v in zip(weights, saved, vector):
+                p.copy_(s).sub_(v, alpha=R)
+        grads_n = torch.autograd.grad(loss_fn(model, inputs, targets), alphas)
+    finally:
+        with torch.no_grad():
+            for p, s in zip(weights, saved):
+                p.copy_(s)
+    return [(gp - gn) / (2 * R) for gp, gn in zip(grads_p, grads_n)]
+
+
+def darts_v2_arch_grad(model: nn.Module, w_optimizer: torch.optim.SGD, train_batch, valid_batch, *,
+                       r: float = 1e-2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Set `alphas.grad` to DARTS' second-order architecture gradient; return (valid loss, valid logits).
+
+    w' = w - lr * (momentum * buffer + dL_train/dw + wd * w)     (one virtual SGD step, as ADL/DARTS)
+    grad = dL_val(w', alpha)/dalpha - lr * hessian_vector_product(dL_val(w')/dw', at w, on the train batch)
+    """
+    weights, alphas = model.weights(), model.arch_parameters()
+    group = w_optimizer.param_groups[0]
+    lr, wd, momentum = group["lr"], group["weight_decay"], group["momentum"]
+    xt, yt = train_batch
+    xv, yv = valid_batch
+
+    grads = torch.autograd.grad(_ce(model, xt, yt), weights, allow_unused=True)
+    saved = [p.detach().clone() for p in weights]
+    try:
+        with torch.no_grad():
+            for p, g in zip(weights, grads):
+                step = p * wd if g is None else g + p * wd
+                buf = w_optimizer.state.get(p, {}).get("momentum_buffer")
+                if buf is not None and momentum:
+                    step = step + momentum * buf
+                p.sub_(step, alpha=lr)
+        logits = model(xv)
+        loss = F.cross_entropy(logits, yv)
+        g = torch.autograd.grad(loss, alphas + weights, allow_unused=True)
+    finally:
+        with torch.no_grad():
+            for p, s in zip(weights, saved):
+                p.copy_(s)
+    dalphas, vector = g[:len(alphas)], g[len(alphas):]
+    implicit = hessian_vector_product(model, vector, xt, yt, r=r, weights=weights, alphas=alphas)
+    for a, da, h in zip(alphas, dalphas, implicit):
+        a.grad = (torch.zeros_like(a) if da is None else da) - lr * h
+    return loss.detach(), logits.detach()
+
+
+# -------------------------------------------------------------------------------------------- helpers
+
+def _cycle(loader: DeviceLoader, epoch: int):
+    """Batches of `loader` for one search epoch, passing over it again as often as needed."""
+    k = 0
+    while True:
+        loader.set_epoch(epoch * 1000 + k)
+        yield from loader
+        k += 1
+
+
+@torch.no_grad()
+def _evaluate(model: NB201SearchNetwork, loader: DeviceLoader, *, arch=None, mode=None) -> tuple[float, float]:
+    model.eval()
+    loss_sum, correct, seen = 0.0, 0, 0
+    for x, y in loader:
+        logits = model(x, arch=arch, mode=mode)
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+        seen += int(y.shape[0])
+    if seen == 0:
+        return math.nan, math.nan
+    return loss_sum / seen, 100.0 * correct / seen
+
+
+@torch.no_grad()
+def _select(model: NB201SearchNetwork, loader: DeviceLoader, archs: list[str]) -> dict:
+    """Score each arch on the next batch of `loader` (cycled; eval mode) and keep the best (the first of
+    ties): ADL's RANDOM-NAS `search_find_best` and SETN `get_best_arch`."""
+    model.eval()
+    batches = _cycle(loader, 0)
+    scored = []
+    for arch in archs:
+        x, y = next(batches)
+        logits = model(x, arch=arch)
+        scored.append((arch, 100.0 * int((logits.argmax(1) == y).sum()) / int(y.shape[0])))
+    best = max(range(len(scored)), key=lambda j: scored[j][1])
+    return {"best": scored[best][0], "best_batch_acc": scored[best][1], "evaluated": len(scored),
+            "candidates": [{"arch": a, "batch_acc": acc} for a, acc in scored]}
+
+
+def _load(path: Path, cfg: SearchConfig, seed: int) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}); delete it to start "
+                              "again") from None
+    need = ("format", "kind", "cfg", "seed", "epoch", "model", "w_optimizer", "a_optimizer", "w_scheduler",
+            "history", "rng")
+    if not isinstance(state, dict) or any(k not in state for k in need) or state["kind"] != "search":
+        raise CheckpointError(f"{path}: not a nasflow search checkpoint")
+    if state["cfg"] != cfg.plain():
+        diff = sorted(k for k, v in cfg.plain().items() if state["cfg"].get(k) != v)
+        raise CheckpointError(f"{path}: checkpoint was written with a different config "
+                              f"({', '.join(diff) or 'keys'} differ); delete it to start again")
+    if state["seed"] != seed:
+        raise CheckpointError(f"{path}: checkpoint was written with seed {state['seed']}, not {seed}")
+    return state
+
+
+# ----------------------------------------------------------------------------------------- run_search
+
+def run_search(method: str, splits: Splits, *, C: int, N: int, epochs: int, batch_size: int, w_lr: float,
+               w_lr_min: float, w_momentum: float, w_wd: float, grad_clip: float | None, a_lr: float,
+               a_betas=(0.5, 0.999), a_wd: float, tau_max: float, tau_min: float, seed: int, device,
+               checkpoint=None, progress: bool = True, image_size: int | None = None, select_num: int = 100,
+               select_batch_size: int | None = None, track_running_stats: bool = False, hvp_r: float = 1e-2,
+               valid_images: int | None = None, channels_last: bool = True,
+               stop_after_epochs: int | None = None) -> dict:
+    """Run one search (see the module docstring) and return
+
+        {"method", "best" (canonical arch string), "history" (one record per epoch), "alphas" (final
+         softmax per edge, None for rsps), "selection" (rsps/setn: the scored candidates), "seconds",
+         "device", "epochs", "resumed_from", "completed"}
+
+    `image_size` defaults to the images' size; `select_batch_size` (images per candidate in RSPS/SETN's
+    pick, and the batch of the per-epoch validation) defaults to `batch_size`; `valid_images` caps the
+    images of the per-epoch validation (None = the whole valid half). `stop_after_epochs` ends the call
+    early (to simulate an interruption; `completed` is then False and `best` None).
+    """
+    if splits.eval_split != "valid":
+        raise ParamsError("differentiable search: load the data with eval_split='valid' (the architecture is "
+                          "trained on the valid half of the training images, never on the test split)")
+    cfg = SearchConfig(method=method, C=C, N=N, epochs=epochs, batch_size=batch_size, w_lr=w_lr,
+                       w_lr_min=w_lr_min, w_momentum=w_momentum, w_wd=w_wd,
+                       grad_clip=grad_clip if grad_clip else None, a_lr=a_lr, a_betas=tuple(a_betas),
+                       a_wd=a_wd, tau_max=tau_max, tau_min=tau_min,
+                       image_size=int(image_size or splits.image_size), select_num=select_num,
+                       select_batch_size=int(select_batch_size or batch_size),
+                       track_running_stats=bool(track_running_stats), hvp_r=hvp_r, valid_images=valid_images,
+                       channels_last=bool(channels_last))
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    w_mode, a_mode = _MODES[method]
+
+    seed_everything(seed)
+    model = NB201SearchNetwork(C, N, splits.num_classes, mode=w_mode, seed=seed,
+                               track_running_stats=cfg.track_running_stats).to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    weights, alphas = model.weights(), model.arch_parameters()
+    w_opt = torch.optim.SGD(weights, lr=w_lr, momentum=w_momentum, nesterov=w_momentum > 0, weight_decay=w_wd)
+    a_opt = torch.optim.Adam(alphas, lr=a_lr, betas=cfg.a_betas, weight_decay=a_wd)
+
+    def loader(x, y, train, bs, s):
+        return DeviceLoader(x, y, batch_size=bs, device=device, image_size=cfg.image_size, train=train,
+                            mean=splits.mean, std=splits.std, seed=s, channels_last=cfg.channels_last)
+
+    train_loader = loader(splits.x_train, splits.y_train, True, batch_size, seed)
+    steps = len(train_loader)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=epochs * steps, eta_min=w_lr_min)
+
+    history: list[dict] = []
+    start = 0
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    state = _load(ckpt, cfg, seed) if ckpt is not None and ckpt.exists() else None
+    if state is not None:
+        try:
+            model.load_state_dict(state["model"])
+            w_opt.load_state_dict(state["w_optimizer"])
+            a_opt.load_state_dict(state["a_optimizer"])
+            sched.load_state_dict(state["w_scheduler"])
+        except Exception as e:
+            raise CheckpointError(f"{ckpt}: checkpoint does not match this search "
+                                  f"({type(e).__name__})") from None
+        history = list(state["history"])
+        start = int(state["epoch"])
+        _set_rng_state(state["rng"])
+    resumed_from = start if start > 0 else None
+
+    x_val, y_val = splits.x_eval, splits.y_eval
+    if valid_images is not None:
+        x_val, y_val = x_val[:valid_images], y_val[:valid_images]
+    arch_loader = loader(splits.x_eval, splits.y_eval, True, batch_size, seed + 100_003) if a_mode else None
+    eval_loader = loader(x_val, y_val, False, cfg.select_batch_size, seed)
+
+    last = epochs if stop_after_epochs is None else min(epochs, int(stop_after_epochs))
+    bar = _progress(progress, total=epochs * steps, initial=start * steps, desc=method)
+    try:
+        for epoch in range(start, last):
+            t0 = time.perf_counter()
+            tau = tau_max - (tau_max - tau_min) * epoch / (epochs - 1) if epochs > 1 else tau_max
+            model.set_tau(tau)
+            lr_now = w_opt.param_groups[0]["lr"]
+            model.train()
+            train_loader.set_epoch(epoch)
+            arch_batches = _cycle(arch_loader, epoch) if a_mode else None
+            zero = torch.zeros((), device=device)
+            w_loss, a_loss = zero.clone(), zero.clone()
+            w_correct = torch.zeros((), dtype=torch.int64, device=device)
+            a_correct = w_correct.clone()
+            w_seen = a_seen = 0
+            for xt, yt in train_loader:
+                xv = yv = None
+                if a_mode:
+                    xv, yv = next(arch_batches)
+                if method == "darts-v2":  # alpha step first, on the unrolled model
+                    model.set_mode(a_mode)
+                    a_opt.zero_grad(set_to_none=True)
+                    loss, logits = darts_v2_arch_grad(model, w_opt, (xt, yt), (xv, yv), r=hvp_r)
+                    a_opt.step()
+                    a_loss += loss * yv.shape[0]
+                    a_correct += (logits.argmax(1) == yv).sum()
+                    a_seen += int(yv.shape[0])
+
+                model.set_mode(w_mode)
+                logits = model(xt)
+                loss = F.cross_entropy(logits, yt)
+                w_opt.zero_grad(set_to_none=True)
+                loss.backward(inputs=weights)
+                if cfg.grad_clip:
+                    nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
+                w_opt.step()
+                w_loss += loss.detach() * yt.shape[0]
+                w_correct += (logits.detach().argmax(1) == yt).sum()
+                w_seen += int(yt.shape[0])
+
+                if a_mode and method != "darts-v2":
+                    model.set_mode(a_mode)
+                    logits = model(xv)
+                    loss = F.cross_entropy(logits, yv)
+                    a_opt.zero_grad(set_to_none=True)
+                    loss.backward(inputs=alphas)
+                    a_opt.step()
+                    a_loss += loss.detach() * yv.shape[0]
+                    a_correct += (logits.detach().argmax(1) == yv).sum()
+                    a_seen += int(yv.shape[0])
+                sched.step()
+                bar.update(1)
+
+            if method == "rsps":
+                arch = None
+                v_loss, v_acc = _evaluate(model, eval_loader, mode="uniform")
+            else:
+                arch = model.genotype()
+                v_loss, v_acc = _evaluate(model, eval_loader, arch=arch)
+            model.set_mode(w_mode)
+            if cuda:
+                torch.cuda.synchronize(device)
+            record = {
+                "epoch": epoch + 1, "lr": lr_now, "tau": tau if method == "gdas" else None,
+                "train_loss": float(w_loss) / max(w_seen, 1), "train_acc": 100.0 * int(w_correct) / max(w_seen, 1),
+                "arch_loss": float(a_loss) / a_seen if a_seen else None,
+                "arch_acc": 100.0 * int(a_correct) / a_seen if a_seen else None,
+                "valid_loss": v_loss, "valid_acc": v_acc, "arch": arch,
+                "alphas": None if method == "rsps" else model.probs().cpu().tolist(),
+                "seconds": time.perf_counter() - t0,
+            }
+            history.append(record)
+            bar.set_postfix(valid=f"{v_acc:.1f}", refresh=False)
+            if ckpt is not None:
+                _save_checkpoint(ckpt, {
+                    "format": CHECKPOINT_FORMAT, "kind": "search", "cfg": cfg.plain(), "seed": seed,
+                    "epoch": epoch + 1, "model": model.state_dict(), "w_optimizer": w_opt.state_dict(),
+                    "a_optimizer": a_opt.state_dict(), "w_scheduler": sched.state_dict(), "history": history,
+                    "rng": _rng_state()})
+    finally:
+        bar.close()
+
+    completed = len(history) >= epochs
+    best, selection, t_sel = None, None, 0.0
+    if completed:
+        t0 = time.perf_counter()
+        if method == "rsps":
+            archs = [space.decode(model.sample_uniform()) for _ in range(cfg.select_num)]
+            selection = _select(model, eval_loader, archs)
+            best = selection["best"]
+        elif method == "setn":
+            selection = _select(model, eval_loader, model.topk_archs(cfg.select_num))
+            best = selection["best"]
+        else:
+            best = model.genotype()
+        if cuda:
+            torch.cuda.synchronize(device)
+        t_sel = time.perf_counter() - t0
+        if selection is not None:
+            selection["seconds"] = t_sel
+    return {
+        "method": method,
+        "best": best,
+        "history": history,
+        "alphas": None if method == "rsps" else model.probs().cpu().tolist(),
+        "selection": selection,
+        "seconds": sum(h["seconds"] for h in history) + t_sel,
+        "device": str(device),
+        "epochs": len(history),
+        "resumed_from": resumed_from,
+        "completed": completed,
+        "config": cfg.plain(),
+    }

@@ -1,0 +1,100 @@
+"""DAG node `differentiable_search`: one differentiable / weight-sharing search on NAS-Bench-201 (GDAS,
+DARTS-V1, DARTS-V2, RSPS, SETN; nasflow.search.differentiable), its arch going on to `found_ground_truth`.
+
+    python -m stages.differentiable_search --params params.yaml --method gdas --out results/search/gdas.json
+
+Parameters: the `differentiable:` section of params.yaml (`epochs` is a number or a per-method mapping).
+The data are loaded with eval_split "valid": weights train on the first half of the training images, the
+architecture on the second. The search checkpoints every epoch under results/work/search-<method>-<digest>/
+and a rerun resumes there.
+"""
+from __future__ import annotations
+
+import time
+
+from nasflow.errors import ParamsError
+from stages.common import configure_torch, load_params, main_guard, parser, provenance, write_json
+from stages.training import load_splits, work_dir
+
+# key -> run_search keyword (None: not passed through)
+KEYS = {
+    "methods": None, "channels": "C", "cells_per_stage": "N", "image_size": "image_size", "batch_size": "batch_size",
+    "epochs": "epochs", "w_lr": "w_lr", "w_lr_min": "w_lr_min", "w_momentum": "w_momentum", "w_wd": "w_wd",
+    "grad_clip": "grad_clip", "a_lr": "a_lr", "a_betas": "a_betas", "a_wd": "a_wd", "tau_max": "tau_max",
+    "tau_min": "tau_min", "select_num": "select_num", "select_batch_size": "select_batch_size",
+    "track_running_stats": "track_running_stats", "valid_images": "valid_images",
+}
+DEFAULTS = {"methods": ["gdas", "darts-v1", "darts-v2", "rsps", "setn"], "w_lr_min": 0.001, "w_momentum": 0.9,
+            "grad_clip": 5.0, "a_betas": [0.5, 0.999], "tau_max": 10.0, "tau_min": 0.1, "select_num": 100,
+            "select_batch_size": None, "track_running_stats": False, "valid_images": None}
+REQUIRED = ("channels", "cells_per_stage", "image_size", "batch_size", "epochs", "w_lr", "w_wd", "a_lr", "a_wd")
+
+
+def search_config(params: dict, method: str) -> dict:
+    """run_search's keywords for `method` from params["differentiable"] (defaults filled, epochs resolved)."""
+    from nasflow.search.differentiable import METHODS
+
+    if method not in METHODS:
+        raise ParamsError(f"--method: unknown method {method!r} (known: {', '.join(METHODS)})")
+    section = params.get("differentiable")
+    if not isinstance(section, dict):
+        raise ParamsError("differentiable: section missing from params (see stages/differentiable_search.py)")
+    unknown = sorted(set(section) - set(KEYS))
+    if unknown:
+        raise ParamsError(f"differentiable: unknown key(s) {', '.join(unknown)} (known: {', '.join(KEYS)})")
+    missing = [k for k in REQUIRED if k not in section]
+    if missing:
+        raise ParamsError(f"differentiable: missing key(s) {', '.join(missing)}")
+    d = {**DEFAULTS, **section}
+    epochs = d["epochs"]
+    if isinstance(epochs, dict):
+        if method not in epochs:
+            raise ParamsError(f"differentiable.epochs: no entry for method {method!r}")
+        epochs = epochs[method]
+    cfg = {kw: d[key] for key, kw in KEYS.items() if kw is not None}
+    cfg["epochs"] = epochs
+    cfg["a_betas"] = tuple(cfg["a_betas"])
+    return cfg
+
+
+def run(params: dict, method: str, out, *, progress: bool = True) -> dict:
+    """Run the search of `method` under `params` and write its JSON to `out`; returns the record."""
+    from nasflow.devices import claim_device, describe
+    from nasflow.search.differentiable import run_search
+
+    cfg = search_config(params, method)
+    setting = {"eval_split": "valid", "method": method, **{k: list(v) if isinstance(v, tuple) else v
+                                                          for k, v in cfg.items()}}
+    splits = load_splits(params, setting)
+    work = work_dir(params, f"search-{method}", setting)
+    start = time.time()
+    with claim_device(params["device"]) as device:
+        result = run_search(method, splits, **cfg, seed=params["seed"], device=device,
+                            checkpoint=work / "search.pt", progress=progress)
+        device_name = describe(device)
+    record = {
+        "kind": "search", "method": method, "name": method, "best": result["best"], "best_score": None,
+        "history": result["history"], "alphas": result["alphas"], "selection": result["selection"],
+        "search_seconds": result["seconds"], "wall_seconds": time.time() - start,
+        "resumed_from": result["resumed_from"], "device": device_name, "config": result["config"],
+        "provenance": provenance(params, inputs=[str(work / "search.pt")]),
+    }
+    write_json(out, record)
+    return record
+
+
+@main_guard
+def main():
+    from nasflow.search.differentiable import METHODS
+
+    p = parser(__doc__)
+    p.add_argument("--method", required=True, choices=METHODS)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    params = load_params(args.params)
+    configure_torch(params)
+    run(params, args.method, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+# Multi-trial searches (strategy x estimator) and the NAS-Bench-201 table baselines (benchmark mode).
+SEARCH = config["search"]
+SEARCHES = [f"results/search/{s}_{e}.json" for s in SEARCH["strategies"] for e in SEARCH["estimators"]]
+HAS_TABLE = bool(config["bench_search"].get("table") or config["ground_truth"]["source"] == "table")
+
+
+def search_inputs(w):
+    """A supernet estimator needs its trained supernet; a proxy needs nothing upstream (it shares the cache)."""
+    name = w.estimator
+    if name.startswith(("angle_", "supernet_acc_")):
+        return [f"results/supernet/{name.rsplit('_', 1)[1]}/final.pt"]
+    return []
+
+
+wildcard_constraints:
+    strategy="rs|rea|reinforce|bohb",
+    estimator="proxy_[a-z0-9_]+|table|angle_(random|true)|supernet_acc_(random|true)",
+
+
+rule search:
+    input:
+        search_inputs,
+        code=code("stages/search.py", "nasflow/search/*.py", "nasflow/estimators/*.py") + TRAIN_CODE,
+    output:
+        "results/search/{strategy}_{estimator}.json",
+    params:
+        search=SEARCH,
+        setting=lambda w: config["settings"].get(w.estimator[len("proxy_"):]),
+        data=config["data"],
+        seed=config["seed"],
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    log:
+        "results/logs/search/{strategy}_{estimator}.log",
+    shell:
+        "python -m stages.search --params {PARAMS} --strategy {wildcards.strategy} --estimator {wildcards.estimator}"
+        " --out {output} 2> {log}"
+
+
+rule bench_search:
+    input:
+        code=code("stages/bench_search.py", "nasflow/search/*.py", "nasflow/estimators/table.py") + STAGE_CODE,
+    output:
+        csv="results/bench_search.csv",
+        summary="results/bench_search.json",
+        report="results/bench_search.md",
+    params:
+        bench_search=config["bench_search"],
+        ground_truth=config["ground_truth"],
+    threads: 2
+    log:
+        "results/logs/bench_search.log",
+    shell:
+        "python -m stages.bench_search --params {PARAMS} --out {output.csv} --summary {output.summary}"
+        " --report {output.report} > {log}"
