@@ -2,18 +2,19 @@
 
 Each method runs `--epochs` epochs (default 2) of `run_search` on the same data at the same size; the table
 gives the steady-state seconds per epoch (the fastest epoch after the first, which warms up), the
-seconds per iteration (one train batch + one valid batch), images per second (train-half images) and the
-cost relative to GDAS. An epoch's seconds include its validation pass (the derived arch over the valid
-half, no augmentation; a few percent of the epoch). RSPS/SETN's final pick (`--select-num` archs, one valid batch each) is reported
-separately since it is paid once per search.
+seconds per iteration (one train batch + one valid batch), images per second (train-half images) and
+the cost relative to GDAS. An epoch's seconds include its validation pass (the derived arch over the valid
+half, no augmentation; a few percent of the epoch). RSPS/SETN's final pick (`--select-num` archs, one
+valid batch each) is reported separately since it is paid once per search.
 
 Small size on the CPU (the default; CIFAR-10 from ../shared/data/cifar10.npz when present, else digits):
 
     python benchmarks/search_cost.py                      # C=8, N=1, 16 px, 1,024 images per half
 
 Paper size on a GPU (NB201: C=16, N=5, 32 px, batch 64, 25k images per half; then multiply s/epoch by the
-paper's epochs -- GDAS 240 (ADL's GDAS.config; 250 in the paper's text), DARTS 50, RSPS/SETN 250 -- to
-compare with NB201's search seconds: RSPS 8007, DARTS-V1 11626, DARTS-V2 35782, GDAS 31610, SETN 34140):
+paper's epochs -- GDAS 240 (ADL's GDAS.config; 250 in the paper's text), DARTS 50, RSPS/SETN 250 --
+to compare with NB201's search seconds: RSPS 8007, DARTS-V1 11626, DARTS-V2 35782, GDAS 31610,
+SETN 34140):
 
     python benchmarks/search_cost.py --device cuda --C 16 --N 5 --image-size 32 --images 25000 --epochs 2
 

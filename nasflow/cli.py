@@ -1,6 +1,7 @@
 """The `nasflow` command (also `python -m nasflow`).
 
     nasflow info --space nb201 --arch A [--arch B ...] [--dataset D] [--channels C] [--cells N] [--json]
+    nasflow info --space darts --arch GENOTYPE [...] [--dataset D] [--channels C] [--layers L] [--json]
 
 User errors (a bad arch, a bad option) print one line on stderr and exit with status 2; no tracebacks.
 Add a subcommand by writing `_add_<name>(subparsers)` that sets `func`, and calling it in `build_parser`.
@@ -63,16 +64,32 @@ def _add_info(subparsers) -> None:
         help="sets the number of classes and the image size (default cifar10)",
     )
     p.add_argument(
-        "--channels", type=_positive_int, default=16, metavar="C",
-        help="channels of the first stage (default 16)",
+        "--channels", type=_positive_int, default=None, metavar="C",
+        help="channels of the first stage (nb201) or first cell (darts) (default 16 for nb201, 36 for darts)",
     )
-    p.add_argument("--cells", type=_positive_int, default=5, metavar="N", help="cells per stage (default 5)")
+    p.add_argument(
+        "--cells", type=_positive_int, default=None, metavar="N", help="nb201 only: cells per stage (default 5)"
+    )
+    p.add_argument(
+        "--layers", type=_positive_int, default=None, metavar="L",
+        help="darts only: number of cells (default 20); the parameter count leaves out the auxiliary head",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list of {arch, params, flops}")
     p.set_defaults(func=_run_info)
 
 
+# space -> (default channels, depth option, its default, the other space's depth option)
+_INFO_DEFAULTS = {"nb201": (16, "cells", 5, "layers"), "darts": (36, "layers", 20, "cells")}
+
+
 def _run_info(args: argparse.Namespace) -> int:
     space = get_space(args.space)
+    default_channels, depth_opt, default_depth, wrong_opt = _INFO_DEFAULTS[args.space]
+    if getattr(args, wrong_opt) is not None:
+        raise UsageError(f"--{wrong_opt} does not apply to the {args.space} space (use --{depth_opt})")
+    channels = default_channels if args.channels is None else args.channels
+    depth = default_depth if getattr(args, depth_opt) is None else getattr(args, depth_opt)
+    build_kw = {"auxiliary": False} if args.space == "darts" else {}  # DARTS counts params without the aux head
     archs = []
     for arch in args.arch:  # every arch is checked before anything is built or printed
         try:
@@ -85,7 +102,7 @@ def _run_info(args: argparse.Namespace) -> int:
     num_classes, image_size = DATASETS[args.dataset]
     rows = []
     for arch in archs:
-        model = space.build_network(arch, channels=args.channels, depth=args.cells, num_classes=num_classes)
+        model = space.build_network(arch, channels=channels, depth=depth, num_classes=num_classes, **build_kw)
         rows.append(
             {
                 "arch": arch,
@@ -100,7 +117,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
     print(
         f"# {args.space} on {args.dataset} ({num_classes} classes, {image_size}x{image_size} px), "
-        f"C={args.channels}, N={args.cells}"
+        f"C={channels}, {'N' if depth_opt == 'cells' else 'layers'}={depth}"
     )
     width = max(len("arch"), *(len(row["arch"]) for row in rows))
     print(f"{'arch':<{width}}  {'params':>10}  {'M params':>9}  {'MFLOPs':>9}")

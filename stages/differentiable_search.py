@@ -18,7 +18,8 @@ from stages.training import load_splits, work_dir
 
 # key -> run_search keyword (None: not passed through)
 KEYS = {
-    "methods": None, "channels": "C", "cells_per_stage": "N", "image_size": "image_size", "batch_size": "batch_size",
+    "methods": None, "channels": "C", "cells_per_stage": "N", "image_size": "image_size",
+    "batch_size": "batch_size",
     "epochs": "epochs", "w_lr": "w_lr", "w_lr_min": "w_lr_min", "w_momentum": "w_momentum", "w_wd": "w_wd",
     "grad_clip": "grad_clip", "a_lr": "a_lr", "a_betas": "a_betas", "a_wd": "a_wd", "tau_max": "tau_max",
     "tau_min": "tau_min", "select_num": "select_num", "select_batch_size": "select_batch_size",

@@ -12,17 +12,17 @@ and SETN. Splits loaded with `eval_split="test"` are refused (the search would s
 
 Methods (one iteration = one train batch + one valid batch):
 
-| method   | weights step (train batch)     | alpha step (valid batch)                | result                          |
-|----------|--------------------------------|-----------------------------------------|---------------------------------|
-| gdas     | Gumbel hard sample, tau        | same sample kind, fresh noise           | argmax alphas (last epoch)      |
-| darts-v1 | softmax-weighted (mixed ops)   | first-order grad of the valid loss      | argmax alphas                   |
-| darts-v2 | softmax-weighted               | second order: unrolled step + finite-   | argmax alphas                   |
-|          |                                | difference Hessian-vector product       |                                 |
-| rsps     | one uniform path per batch     | (none)                                  | best of `select_num` uniform    |
-|          |                                |                                         | archs, one valid batch each     |
-| setn     | one uniform path per batch     | softmax-weighted (ADL `joint`)          | best of the `select_num` archs  |
-|          |                                |                                         | most probable under softmax(α), |
-|          |                                |                                         | one valid batch each            |
+    gdas      weights: a Gumbel hard sample at temperature tau; alphas: the same, fresh noise.
+              Result: argmax of alphas at the last epoch.
+    darts-v1  weights: softmax-weighted mixed ops; alphas: first-order gradient of the valid loss.
+              Result: argmax of alphas.
+    darts-v2  as darts-v1, but alphas get the second-order gradient: one virtual SGD step of the weights
+              (the unrolled model) and the finite-difference Hessian-vector product (r = 0.01 / ||dw||).
+    rsps      weights: one uniform path per batch; no alphas. Result: the best of `select_num` uniform
+              archs, each scored on one valid batch (ADL RANDOM-NAS `search_find_best`).
+    setn      weights: one uniform path per batch; alphas: softmax-weighted mixed ops (ADL `joint`).
+              Result: the best of the `select_num` archs most probable under softmax(alphas), each
+              scored on one valid batch (ADL SETN `get_best_arch`).
 
 DARTS-V2 takes the alpha step *before* the weight step (as ADL and DARTS do); the others after it.
 Weights: SGD (nesterov) with momentum `w_momentum`, weight decay `w_wd`, cosine from `w_lr` to `w_lr_min`
@@ -38,6 +38,13 @@ of alphas; None for RSPS), alphas (softmax per edge, [6][5]; None for RSPS) and 
 the whole state (model incl. alphas and the path RNG, both optimizers, the scheduler, RNG states, history)
 is written atomically after every epoch and a rerun resumes from it; on the CPU the resumed run ends with
 bit-identical alphas.
+
+Where this differs from ADL's scripts: the gradient norm is clipped over the weights only (ADL's GDAS and
+DARTS clip `network.parameters()`, alphas included, whose gradients from the weight step are then zeroed;
+SETN's script does not clip); `valid_acc` is the *derived* arch's (ADL's DARTS scripts evaluate the mixed
+supernet, GDAS reports the alpha-step accuracy, here `arch_acc`), so it shows the discretisation gap;
+the learning rate follows torch's CosineAnnealingLR per iteration rather than ADL's own cosine helper
+(same curve).
 """
 
 from __future__ import annotations
