@@ -66,6 +66,13 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
         if name == "table" and not table_path(params):
             raise ParamsError(f"{source}: search.estimators: 'table' needs bench_search.table or a ground-truth table")
     params["search"].setdefault("table_column", "cifar10_test_acc_12ep_one_seed")
+    if params["space"] != "nb201":  # RLNAS supernets and the NB201 table exist for the NB201 space only (so far)
+        if params["supernet"]["labels"]:
+            raise ParamsError(f"{source}: supernet.labels: the RLNAS supernet exists for the nb201 space only; use []")
+        if params["ground_truth"]["source"] == "table":
+            raise ParamsError(f"{source}: ground_truth.source: the table holds NB201 cells; use retrain in the {params['space']} space")
+        if "table" in params["search"]["estimators"]:
+            raise ParamsError(f"{source}: search.estimators: 'table' holds NB201 cells only")
     depth_key, other = {"nb201": ("cells_per_stage", "layers"), "darts": ("layers", "cells_per_stage")}[params["space"]]
     for name, setting in settings.items():
         if other in setting:

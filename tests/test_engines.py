@@ -175,3 +175,25 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
     assert {"proxy_bpe1", "proxy_bpe2", "angle_random"} <= set(rows)
     with Repo(str(study)) as repo:
         assert repo.status() == {}
+
+
+@pytest.mark.slow
+def test_darts_space_study_through_snakemake(tmp_path, engine_env):
+    """`space: darts` runs the same DAG: BPE proxies, retrained ground truth and a search on DARTS genotypes."""
+    small = {"epochs": 1, "batch_size": 64, "lr": 0.05, "weight_decay": 3e-4, "channels": 4, "layers": 3,
+             "image_size": 8, "cutout": 0, "precision": 32, "aux_weight": 0.4, "drop_path": 0.2}
+    params = yaml.safe_load(yaml.safe_dump(TINY))
+    params.update(space="darts", sample={"n_archs": 3}, parallel={"shards": 1},
+                  settings={"bpe1": small, "full": {**small, "image_size": 16}, "supernet": small},
+                  proxy={"settings": ["bpe1"]},
+                  supernet={"setting": "supernet", "labels": [], "arch_sets": []},
+                  evolution={**TINY["evolution"], "indicators": []},
+                  search={"strategies": ["rea"], "estimators": ["proxy_bpe1"], "budget": {"evaluations": 2},
+                          "rea": {"population_size": 1, "sample_size": 1}})
+    study = make_study(tmp_path, params)
+    run([sys.executable, "-m", "snakemake", "--cores", "2"], study, engine_env)
+    est = read_csv(study / "results" / "estimates.csv")
+    assert len(est) == 3 and all(r["arch"].startswith("Genotype(normal=[(") for r in est)
+    assert all(0 <= float(r["proxy_bpe1"]) <= 100 for r in est)
+    found = json.loads((study / "results" / "found.json").read_text())["results"]
+    assert [f["search"] for f in found] == ["rea_proxy_bpe1"] and found[0]["arch"].startswith("Genotype(")
