@@ -2,14 +2,15 @@
 ground-truth setting, sharing the ground_truth node's cache, or looked up in the table)."""
 import time
 
-from stages.common import (configure_torch, load_params, main_guard, parser, provenance, read_json, search_names,
-                           write_json)
+from stages.common import (configure_torch, load_params, main_guard, parse_shard, parser, provenance, read_json,
+                           search_names, write_json)
 from stages.training import load_splits, work_dir
 
 
 @main_guard
 def main():
     p = parser(__doc__)
+    p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n")
     p.add_argument("--out", required=True)
     p.add_argument("--search-dir", default="results/search", help="where the searches of params wrote <name>.json")
     args = p.parse_args()
@@ -18,7 +19,9 @@ def main():
     from nasflow.spaces import get_space
 
     space = get_space(params["space"])
-    paths = [f"{args.search_dir}/{name}.json" for name in search_names(params)]
+    i, n = args.shard
+    ids = list(range(len(search_names(params))))[i::n]
+    paths = [f"{args.search_dir}/{name}.json" for name in search_names(params)][i::n]
     searches = [read_json(path) for path in paths]
     archs = [space.canonical(s["best"]) for s in searches]
     gt = params["ground_truth"]
@@ -39,12 +42,13 @@ def main():
                                 seed=params["seed"], device=device,
                                 work_dir=work_dir(params, gt["setting"], setting))
     results = [{
-        "search": s["name"], "method": s["method"], "labels": s.get("labels"), "indicator": s.get("indicator"),
+        "id": k, "search": s["name"], "method": s["method"], "labels": s.get("labels"), "indicator": s.get("indicator"),
         "estimator": s.get("estimator"), "arch": a, "search_score": s.get("best_score"),
         "ground_truth": t["final_acc"], "search_seconds": s.get("search_seconds"),
         "supernet_train_seconds": s.get("supernet_train_seconds"),
-    } for s, a, t in zip(searches, archs, truth)]
-    write_json(args.out, {"kind": "found", "ground_truth": gt, "seconds": time.time() - start, "results": results,
+    } for k, s, a, t in zip(ids, searches, archs, truth)]
+    write_json(args.out, {"kind": "found", "ground_truth": gt, "shard": list(args.shard), "device": None,
+                          "seconds": time.time() - start, "results": results,
                           "provenance": provenance(params, inputs=paths)})
 
 

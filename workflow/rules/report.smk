@@ -3,7 +3,7 @@ rule found_ground_truth:
         searches=RLNAS_SEARCHES + SEARCHES,
         code=code("stages/found_ground_truth.py", "nasflow/bench.py") + TRAIN_CODE,
     output:
-        "results/found.json",
+        "results/found/shard-{i}-of-{n}.json",
     params:
         ground_truth=ground_truth_params,
         data=config["data"],
@@ -12,9 +12,19 @@ rule found_ground_truth:
     resources:
         gpu=1 if config["ground_truth"]["source"] == "retrain" else 0,
     log:
-        "results/logs/found_ground_truth.log",
+        "results/logs/found_ground_truth/{i}-of-{n}.log",
     shell:
-        "python -m stages.found_ground_truth --params {PARAMS} --search-dir results/search --out {output} 2> {log}"
+        "python -m stages.found_ground_truth --params {PARAMS} --search-dir results/search"
+        " --shard {wildcards.i}/{wildcards.n} --out {output} 2> {log}"
+
+
+rule gather_found:
+    input:
+        shards("results/found/shard-{i}-of-{n}.json", n=GT_SHARDS),
+    output:
+        "results/found.json",
+    shell:
+        "python -m stages.gather --out {output} {input}"
 
 
 rule correlate:
