@@ -9,7 +9,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[pipeline,test,search]'
 	touch $@
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast test-slurm bench clean
 install: $(VENV)/.installed
 
 demo: install
@@ -26,3 +26,6 @@ bench: install
 
 clean:
 	rm -rf results .snakemake
+
+test-slurm: install
+	$(PY) -m pytest -q -m slurm
