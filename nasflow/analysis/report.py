@@ -120,6 +120,9 @@ def plot_correlation_vs_cost(path, correlation: list[dict]) -> None:
         yerr = None if math.isnan(lo) else [[tau - lo], [hi - tau]]
         ax.errorbar(c["seconds_per_arch"], tau, yerr=yerr, fmt="o", capsize=3, label=c["estimator"])
     ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor log labels collide on short ranges
     ax.set_xlabel("cost per arch (seconds)")
     ax.set_ylabel("Kendall τ vs ground truth (95% bootstrap)")
     ax.legend(fontsize=8)
