@@ -71,6 +71,8 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
             raise ParamsError(f"{source}: supernet.labels: the RLNAS supernet exists for the nb201 space only; use []")
         if params["ground_truth"]["source"] == "table":
             raise ParamsError(f"{source}: ground_truth.source: the table holds NB201 cells; use retrain in the {params['space']} space")
+        if params["differentiable"]["methods"]:
+            raise ParamsError(f"{source}: differentiable.methods: the differentiable searches run in the nb201 space only (so far); use []")
         if "table" in params["search"]["estimators"]:
             raise ParamsError(f"{source}: search.estimators: 'table' holds NB201 cells only")
     depth_key, other = {"nb201": ("cells_per_stage", "layers"), "darts": ("layers", "cells_per_stage")}[params["space"]]
@@ -223,7 +225,8 @@ def search_names(params: dict) -> list[str]:
     """Every search the params ask for; each writes results/search/<name>.json."""
     return ([f"rlnas_{labels}_{indicator}" for labels in params["supernet"]["labels"]
              for indicator in params["evolution"]["indicators"]]
-            + [f"{s}_{e}" for s in params["search"]["strategies"] for e in params["search"]["estimators"]])
+            + [f"{s}_{e}" for s in params["search"]["strategies"] for e in params["search"]["estimators"]]
+            + list(params["differentiable"]["methods"]))
 
 
 def table_path(params: dict) -> str | None:

@@ -39,6 +39,9 @@ TINY = {
                   "crossovers": 2, "mutation_prob": 0.5, "generations": 2},
     "search": {"strategies": ["rs", "rea"], "estimators": ["proxy_bpe1", "angle_random"], "budget": {"evaluations": 3},
                "rea": {"population_size": 2, "sample_size": 1}},
+    "differentiable": {"methods": ["gdas", "darts-v2"], "channels": 4, "cells_per_stage": 1, "image_size": 8,
+                       "batch_size": 64, "epochs": 1, "w_lr": 0.025, "w_wd": 5e-4, "a_lr": 3e-4, "a_wd": 1e-3,
+                       "select_num": 4},
     "bench_search": {"table": None},
     "parallel": {"shards": 2},
     "report": {"bootstrap": 50},
@@ -120,7 +123,7 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     found = json.loads((results / "found.json").read_text())["results"]
     assert sorted(f["search"] for f in found) == sorted(
         [f"rlnas_{l}_{i}" for l in ("random", "true") for i in ("angle", "supernet_acc")]
-        + [f"{s}_{e}" for s in ("rs", "rea") for e in ("proxy_bpe1", "angle_random")])
+        + [f"{s}_{e}" for s in ("rs", "rea") for e in ("proxy_bpe1", "angle_random")] + ["gdas", "darts-v2"])
     gt = {r["arch"]: float(r["ground_truth"]) for r in est}
     for f in found:  # a found arch that was also sampled gets the same retrained accuracy (shared cache)
         assert f["arch"] not in gt or f["ground_truth"] == gt[f["arch"]]
@@ -161,6 +164,7 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
         "supernet_train@true", *(f"score_archs@{l}-{s}" for l in ("random", "true") for s in ("sampled", "all")),
         *(f"evolution_search@{l}-{i}" for l in ("random", "true") for i in ("angle", "supernet_acc")),
         *(f"search@{s}-{e}" for s in ("rs", "rea") for e in ("proxy_bpe1", "angle_random")),
+        "differentiable_search@gdas", "differentiable_search@darts-v2",
         "bench_search", "found_ground_truth", "correlate", "report"}
     assert len(read_csv(study / "results" / "estimates.csv")) == 4
 
@@ -189,7 +193,8 @@ def test_darts_space_study_through_snakemake(tmp_path, engine_env):
                   supernet={"setting": "supernet", "labels": [], "arch_sets": []},
                   evolution={**TINY["evolution"], "indicators": []},
                   search={"strategies": ["rea"], "estimators": ["proxy_bpe1"], "budget": {"evaluations": 2},
-                          "rea": {"population_size": 1, "sample_size": 1}})
+                          "rea": {"population_size": 1, "sample_size": 1}},
+                  differentiable={**TINY["differentiable"], "methods": []})
     study = make_study(tmp_path, params)
     run([sys.executable, "-m", "snakemake", "--cores", "2"], study, engine_env)
     est = read_csv(study / "results" / "estimates.csv")

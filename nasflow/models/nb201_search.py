@@ -235,7 +235,7 @@ class NB201SearchNetwork(nn.Module):
             rest = None
             for k, src in _INPUTS[node]:
                 o = index[k]
-                others = w[k].sum() - w[k, o]  # == sum(w[k, o'] for o' != o); 0 in value
+                others = torch.cat((w[k, :o], w[k, o + 1:])).sum()  # exactly 0 in value, not in gradient
                 rest = others if rest is None else rest + others
                 if o == NONE:
                     out = w[k, o] * torch.zeros_like(nodes[src])

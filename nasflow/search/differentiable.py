@@ -287,8 +287,9 @@ def run_search(method: str, splits: Splits, *, C: int, N: int, epochs: int, batc
     """Run one search (see the module docstring) and return
 
         {"method", "best" (canonical arch string), "history" (one record per epoch), "alphas" (final
-         softmax per edge, None for rsps), "selection" (rsps/setn: the scored candidates), "seconds",
-         "device", "epochs", "resumed_from", "completed"}
+         softmax per edge, None for rsps), "selection" (rsps/setn: the scored candidates), "seconds"
+         (epochs + final pick, resumed epochs included), "device", "epochs", "resumed_from", "completed",
+         "config" (the SearchConfig as a dict)}
 
     `image_size` defaults to the images' size; `select_batch_size` (images per candidate in RSPS/SETN's
     pick, and the batch of the per-epoch validation) defaults to `batch_size`; `valid_images` caps the

@@ -1,6 +1,6 @@
 rule found_ground_truth:
     input:
-        searches=RLNAS_SEARCHES + SEARCHES,
+        searches=RLNAS_SEARCHES + SEARCHES + DIFFERENTIABLE_SEARCHES,
         code=code("stages/found_ground_truth.py", "nasflow/bench.py") + TRAIN_CODE,
     output:
         "results/found/shard-{i}-of-{n}.json",

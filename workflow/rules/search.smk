@@ -54,3 +54,28 @@ rule bench_search:
     shell:
         "python -m stages.bench_search --params {PARAMS} --out {output.csv} --summary {output.summary}"
         " --report {output.report} > {log}"
+
+
+DIFFERENTIABLE = config["differentiable"]["methods"]
+DIFFERENTIABLE_SEARCHES = [f"results/search/{m}.json" for m in DIFFERENTIABLE]
+
+
+rule differentiable_search:
+    input:
+        code=code("stages/differentiable_search.py", "nasflow/search/differentiable.py", "nasflow/models/nb201_search.py")
+        + TRAIN_CODE,
+    output:
+        "results/search/{method}.json",
+    wildcard_constraints:
+        method="gdas|darts-v1|darts-v2|rsps|setn",
+    params:
+        differentiable=config["differentiable"],
+        data=config["data"],
+        seed=config["seed"],
+    threads: config["threads"]
+    resources:
+        gpu=1,
+    log:
+        "results/logs/differentiable_search/{method}.log",
+    shell:
+        "python -m stages.differentiable_search --params {PARAMS} --method {wildcards.method} --out {output} 2> {log}"
