@@ -58,6 +58,13 @@ def main():
     searches = [read_json(f"{args.search_dir}/{s}_{e}.json") for s in cfg["strategies"] for e in cfg["estimators"]]
     if searches:
         report.plot_best_so_far(tmp_dir / "search_best_so_far.png", searches)
+    if params["differentiable"]["methods"]:
+        from nasflow.spaces import get_space
+
+        space = get_space(params["space"])
+        for method in params["differentiable"]["methods"]:
+            report.plot_alphas(tmp_dir / f"alphas_{method}.png", read_json(f"{args.search_dir}/{method}.json"),
+                               space.OPS, space.EDGES)
     shutil.rmtree(plots, ignore_errors=True)
     tmp_dir.rename(plots)
 

@@ -130,7 +130,8 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     assert len(json.loads((results / "scores" / "random-all.json").read_text())["results"]) == 15625
     assert (results / "report.xlsx").stat().st_size > 0
     assert sorted(p.name for p in (results / "plots").glob("*.png")) == sorted(
-        ["correlation_vs_cost.png", "search_best_so_far.png", *(f"{e}_vs_ground_truth.png" for e in estimators)])
+        ["correlation_vs_cost.png", "search_best_so_far.png", "alphas_gdas.png", "alphas_darts-v2.png",
+         *(f"{e}_vs_ground_truth.png" for e in estimators)])
     assert {"rlnas", "searches"} <= set(load_workbook(results / "report.xlsx").sheetnames)
     rs = json.loads((results / "search" / "rs_proxy_bpe1.json").read_text())
     assert rs["n_evals"] == 3 and len(rs["history"]) == 3

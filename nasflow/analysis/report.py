@@ -154,3 +154,29 @@ def plot_best_so_far(path, searches: list[dict]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_alphas(path, search: dict, ops: tuple[str, ...], edges: list[tuple[int, int]]) -> None:
+    """Softmax(α) per edge over the epochs of one differentiable search (one panel per edge, one line per op)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h for h in search["history"] if h.get("alphas")]
+    if not epochs:
+        return
+    probs = np.array([h["alphas"] for h in epochs])  # epochs x edges x ops
+    fig, axes = plt.subplots(1, probs.shape[1], figsize=(2.6 * probs.shape[1], 2.8), sharey=True, squeeze=False)
+    for e, ax in enumerate(axes[0]):
+        for o, op in enumerate(ops):
+            ax.plot(range(1, len(epochs) + 1), probs[:, e, o], label=op)
+        ax.set_title(f"edge {edges[e][1]}→{edges[e][0]}", fontsize=8)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("softmax(α)")
+    axes[0][-1].legend(fontsize=6)
+    fig.suptitle(f"{search['name']}: derived {search['best']}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -51,7 +51,7 @@ rule report:
         estimates="results/estimates.csv",
         correlation="results/correlation.csv",
         found="results/found.json",
-        searches=SEARCHES,
+        searches=SEARCHES + DIFFERENTIABLE_SEARCHES,
         code=code("stages/report.py", "nasflow/analysis/report.py") + STAGE_CODE,
     output:
         xlsx="results/report.xlsx",
@@ -61,6 +61,7 @@ rule report:
         settings=lambda w: {s: config["settings"][s] for s in PROXY_SETTINGS},
         ground_truth=config["ground_truth"],
         search=config["search"],
+        differentiable=config["differentiable"]["methods"],
     shell:
         "python -m stages.report --params {PARAMS} --estimates {input.estimates} --correlation {input.correlation}"
         " --found {input.found} --search-dir results/search --xlsx {output.xlsx} --plots {output.plots} --metrics {output.metrics}"
