@@ -77,8 +77,14 @@ def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], co
         ws.append(["search", "method", "estimator / indicator", "found arch", "search score",
                    f"ground truth ({ground_truth_label})", "search seconds"])
         for f in found:
-            ws.append([f["search"], f["method"], f.get("estimator") or f"{f.get('indicator')} ({f.get('labels')} labels)",
-                       f["arch"], f["search_score"], f["ground_truth"], f["search_seconds"]])
+            if f.get("estimator"):
+                how = f["estimator"]
+            elif f.get("indicator"):
+                how = f"{f['indicator']} ({f['labels']} labels)"
+            else:  # differentiable: the search's own weight-sharing supernet
+                how = "weight-sharing supernet"
+            ws.append([f["search"], f["method"], how, f["arch"], f["search_score"], f["ground_truth"],
+                       f["search_seconds"]])
         ws.column_dimensions["D"].width = 70
 
     ws = wb.create_sheet("about")
