@@ -71,3 +71,20 @@ def test_workbook_layout_read_back(tmp_path):
     assert gt[1:] == [("a0", 50.0), ("a1", 51.0), ("a2", 52.0)]
     corr = list(wb["correlation"].iter_rows(values_only=True))
     assert corr[0][:3] == ("estimator", "n", "kendall_tau") and corr[1][0] == "proxy_bpe1"
+
+
+def test_searches_and_rlnas_sheets(tmp_path):
+    found = [{"search": "rlnas_random_angle", "method": "rlnas_evolution", "labels": "random", "indicator": "angle",
+              "estimator": None, "arch": "a", "search_score": 0.3, "ground_truth": 90.0, "search_seconds": 1.0,
+              "supernet_train_seconds": 5.0},
+             {"search": "rea_proxy_bpe1", "method": "rea", "estimator": "proxy_bpe1", "arch": "b", "search_score": 80.0,
+              "ground_truth": 91.0, "search_seconds": 2.0},
+             {"search": "gdas", "method": "gdas", "estimator": None, "arch": "c", "search_score": None,
+              "ground_truth": 92.0, "search_seconds": 3.0}]
+    path = tmp_path / "r.xlsx"
+    write_workbook(path, settings={}, estimates=[], correlation=[], ground_truth_label="full", about={}, found=found)
+    wb = load_workbook(path)
+    rows = list(wb["searches"].iter_rows(values_only=True))[1:]
+    assert [r[2] for r in rows] == ["angle (random labels)", "proxy_bpe1", "weight-sharing supernet"]
+    assert [r[5] for r in rows] == [90.0, 91.0, 92.0]
+    assert list(wb["rlnas"].iter_rows(values_only=True))[1][:4] == ("random", "angle", "a", 90.0)
