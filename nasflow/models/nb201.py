@@ -16,6 +16,8 @@ Any input size divisible by 4 and any number of classes work.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -58,6 +60,25 @@ class InferCell(nn.Module):
         return f"arch={self.arch}"
 
 
+def build_macro(net: nn.Module, C: int, N: int, num_classes: int, make_cell: Callable[[int], nn.Module]) -> None:
+    """NB201's macro skeleton on `net`, shared by the fixed network and the supernets: stem Conv3x3 + BN; N cells
+    (`make_cell(width)`) at C, 2C and 4C separated by the ResNet reduction blocks (`net.cells`, ADL's layout);
+    head BN -> ReLU -> global average pool -> Linear. The attribute names are those state dicts (and the angle
+    estimator) rely on; modules are created in this order, so initial weights follow from the torch seed."""
+    net.stem = nn.Sequential(nn.Conv2d(3, C, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(C))
+    layers: list[nn.Module] = []
+    C_prev = C
+    for stage, C_stage in enumerate((C, 2 * C, 4 * C)):
+        if stage > 0:
+            layers.append(ResNetBasicBlock(C_prev, C_stage, stride=2))
+        layers.extend(make_cell(C_stage) for _ in range(N))
+        C_prev = C_stage
+    net.cells = nn.ModuleList(layers)
+    net.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU(inplace=True))
+    net.global_pooling = nn.AdaptiveAvgPool2d(1)
+    net.classifier = nn.Linear(C_prev, num_classes)
+
+
 class TinyNetwork(nn.Module):
     """The benchmark's network for one cell; NB201 trains it with C=16, N=5."""
 
@@ -77,27 +98,9 @@ class TinyNetwork(nn.Module):
         self.arch = space.canonical(arch)
         self.C, self.N, self.num_classes = C, N, num_classes
 
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, C, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
-
-        # Cells and the two reduction blocks, in order (the layout of ADL's `cells` list).
-        layers: list[nn.Module] = []
-        C_prev = C
-        for stage, C_stage in enumerate((C, 2 * C, 4 * C)):
-            if stage > 0:
-                layers.append(ResNetBasicBlock(C_prev, C_stage, stride=2))
-            layers.extend(
-                InferCell(self.arch, C_stage, affine=affine, track_running_stats=track_running_stats)
-                for _ in range(N)
-            )
-            C_prev = C_stage
-        self.cells = nn.ModuleList(layers)
-
-        self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU(inplace=True))
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(C_prev, num_classes)
+        build_macro(self, C, N, num_classes,
+                    lambda C_stage: InferCell(self.arch, C_stage, affine=affine,
+                                              track_running_stats=track_running_stats))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

@@ -47,6 +47,7 @@ from torch import nn
 
 from nasflow.errors import ArchError, ParamsError
 from nasflow.models.nb201_supernet import SearchCell, arch_to_ops
+from nasflow.models.nb201 import build_macro
 from nasflow.models.ops import ResNetBasicBlock
 from nasflow.spaces import nb201 as space
 
@@ -105,22 +106,8 @@ class NB201SearchNetwork(nn.Module):
         self.last_arch: tuple[int, ...] | None = None
         self._path_rng = random.Random(seed)
 
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, C, kernel_size=3, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
-        layers: list[nn.Module] = []
-        C_prev = C
-        for stage, C_stage in enumerate((C, 2 * C, 4 * C)):
-            if stage > 0:
-                layers.append(ResNetBasicBlock(C_prev, C_stage, stride=2))
-            layers.extend(SearchCell(C_stage, affine=affine, track_running_stats=track_running_stats)
-                          for _ in range(N))
-            C_prev = C_stage
-        self.cells = nn.ModuleList(layers)
-        self.lastact = nn.Sequential(nn.BatchNorm2d(C_prev), nn.ReLU(inplace=True))
-        self.global_pooling = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(C_prev, num_classes)
+        build_macro(self, C, N, num_classes,
+                    lambda C_stage: SearchCell(C_stage, affine=affine, track_running_stats=track_running_stats))
         self.alphas = nn.Parameter(1e-3 * torch.randn(space.N_EDGES, N_OPS))
         self.set_mode(mode)
 
