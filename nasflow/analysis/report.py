@@ -97,11 +97,18 @@ def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], co
     wb.save(path)
 
 
-def plot_estimate_vs_truth(path, name: str, estimate, truth, row: dict) -> None:
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (stages run without a display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_estimate_vs_truth(path, name: str, estimate, truth, row: dict) -> None:
+    plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.scatter(truth, estimate, s=18, alpha=0.8)
@@ -115,10 +122,7 @@ def plot_estimate_vs_truth(path, name: str, estimate, truth, row: dict) -> None:
 
 
 def plot_correlation_vs_cost(path, correlation: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 4))
     for c in correlation:
@@ -140,10 +144,7 @@ def plot_correlation_vs_cost(path, correlation: list[dict]) -> None:
 
 def plot_best_so_far(path, searches: list[dict]) -> None:
     """Best score found so far against the estimator cost spent, one line per strategy x estimator."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     estimators = sorted({s["estimator"] for s in searches})
     fig, axes = plt.subplots(1, max(len(estimators), 1), figsize=(4.5 * max(len(estimators), 1), 3.8), squeeze=False)
@@ -164,10 +165,7 @@ def plot_best_so_far(path, searches: list[dict]) -> None:
 
 def plot_alphas(path, search: dict, ops: tuple[str, ...], edges: list[tuple[int, int]]) -> None:
     """Softmax(α) per edge over the epochs of one differentiable search (one panel per edge, one line per op)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     epochs = [h for h in search["history"] if h.get("alphas")]
     if not epochs:
