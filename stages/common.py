@@ -66,16 +66,21 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
         if name == "table" and not table_path(params):
             raise ParamsError(f"{source}: search.estimators: 'table' needs bench_search.table or a ground-truth table")
     params["search"].setdefault("table_column", "cifar10_test_acc_12ep_one_seed")
-    if params["space"] != "nb201":  # RLNAS supernets and the NB201 table exist for the NB201 space only (so far)
-        if params["supernet"]["labels"]:
-            raise ParamsError(f"{source}: supernet.labels: the RLNAS supernet exists for the nb201 space only; use []")
+    if params["space"] != "nb201":  # the NB201 table and the enumeration of all cells exist for NB201 only
         if params["ground_truth"]["source"] == "table":
             raise ParamsError(f"{source}: ground_truth.source: the table holds NB201 cells; use retrain in the {params['space']} space")
-        if params["differentiable"]["methods"]:
-            raise ParamsError(f"{source}: differentiable.methods: the differentiable searches run in the nb201 space only (so far); use []")
         if "table" in params["search"]["estimators"]:
             raise ParamsError(f"{source}: search.estimators: 'table' holds NB201 cells only")
+        if "all" in params["supernet"]["arch_sets"]:
+            raise ParamsError(f"{source}: supernet.arch_sets: 'all' enumerates the nb201 space only; the {params['space']} space is too large (use [sampled])")
+        if "setn" in params["differentiable"]["methods"]:
+            raise ParamsError(f"{source}: differentiable.methods: setn ranks every cell of the space, nb201 only (use gdas, darts-v1, darts-v2, rsps)")
     depth_key, other = {"nb201": ("cells_per_stage", "layers"), "darts": ("layers", "cells_per_stage")}[params["space"]]
+    diff = params["differentiable"]
+    if other in diff:
+        raise ParamsError(f"{source}: differentiable.{other}: not a key of the {params['space']} space (use {depth_key})")
+    if depth_key not in diff:
+        raise ParamsError(f"{source}: differentiable.{depth_key}: required in the {params['space']} space")
     for name, setting in settings.items():
         if other in setting:
             raise ParamsError(f"{source}: settings.{name}.{other}: not a key of the {params['space']} space (use {depth_key})")

@@ -31,7 +31,7 @@ def main():
     start = time.time()
     with claim_device(params["device"]) as device:
         scorer = SupernetScorer(init, final, setting, splits, seed=params["seed"], device=device,
-                                bn_batches=sn["bn_batches"], max_eval=sn["max_eval"])
+                                bn_batches=sn["bn_batches"], max_eval=sn["max_eval"], space=params["space"])
         found = evolution_search(lambda archs: scorer.score(args.indicator, archs)[0], space=space,
                                  seed=params["seed"], population=ev["population"], topk=ev["topk"],
                                  n_mutations=ev["mutations"], n_crossovers=ev["crossovers"],

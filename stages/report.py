@@ -62,9 +62,13 @@ def main():
         from nasflow.spaces import get_space
 
         space = get_space(params["space"])
+        if space.NAME == "nb201":
+            edges, cells = [f"{src}→{dst}" for dst, src in space.EDGES], ()
+        else:
+            edges, cells = [f"{inp}→{node}" for node, inp in space.EDGE_INPUTS], space.CELLS
         for method in params["differentiable"]["methods"]:
             report.plot_alphas(tmp_dir / f"alphas_{method}.png", read_json(f"{args.search_dir}/{method}.json"),
-                               space.OPS, space.EDGES)
+                               space.OPS, edges, cells)
     shutil.rmtree(plots, ignore_errors=True)
     tmp_dir.rename(plots)
 

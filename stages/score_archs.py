@@ -1,8 +1,9 @@
 """DAG node `score_archs` (RLNAS): score archs with a trained supernet by angle and supernet accuracy.
 
 `--arch-set sampled` scores the archs of `--archs` by both indicators; `--arch-set all` scores every cell of
-the space by angle only (no forward pass: all 15,625 NB201 cells in seconds). Sharded like proxy training.
+the space by angle only (no forward pass: all 15,625 NB201 cells in seconds; NB201 only). Sharded like proxy training.
 """
+from nasflow.errors import ParamsError
 from stages.common import configure_torch, load_params, main_guard, parse_shard, parser, provenance, write_json
 from stages.training import load_splits, read_archs
 
@@ -25,6 +26,8 @@ def main():
     configure_torch(params)
     space = get_space(params["space"])
     if args.arch_set == "all":
+        if not hasattr(space, "enumerate_all"):
+            raise ParamsError(f"--arch-set all: the {space.NAME} space is too large to enumerate (use sampled)")
         i, n = args.shard
         records = [{"id": k, "arch": a} for k, a in enumerate(space.enumerate_all())][i::n]
     else:
@@ -38,7 +41,7 @@ def main():
     splits = load_splits(params, setting) if "supernet_acc" in indicators else None
     with claim_device(params["device"]) as device:
         scorer = SupernetScorer(init, final, setting, splits, seed=params["seed"], device=device,
-                                bn_batches=sn["bn_batches"], max_eval=sn["max_eval"])
+                                bn_batches=sn["bn_batches"], max_eval=sn["max_eval"], space=params["space"])
         scores, seconds = {}, {}
         for ind in indicators:
             scores[ind], seconds[ind] = scorer.score(ind, archs)

@@ -1,4 +1,5 @@
-"""DAG node `supernet_train` (RLNAS): train the NB201 single-path supernet on random or true labels.
+"""DAG node `supernet_train` (RLNAS): train the single-path supernet of the space (NB201 cell, or DARTS cells
+with two non-`none` inputs per node) on random or true labels.
 
 Writes the epoch-0 weights (the angle needs them) and the trained weights, each with what made it; the
 training checkpoints every epoch under results/work/, so a killed job resumes.
@@ -29,7 +30,7 @@ def main():
     start = time.time()
     with claim_device(params["device"]) as device:
         out = train_supernet(setting, splits, labels=args.labels, seed=params["seed"], device=device,
-                             work_dir=work_dir(params, f"supernet_{args.labels}", setting))
+                             work_dir=work_dir(params, f"supernet_{args.labels}", setting), space=params["space"])
         device_name = describe(device)
     meta = plain(provenance(params, labels=args.labels, setting=setting, device=device_name,
                       seconds=time.time() - start, train_seconds=out["result"]["seconds"],

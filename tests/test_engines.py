@@ -184,22 +184,38 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
 
 @pytest.mark.slow
 def test_darts_space_study_through_snakemake(tmp_path, engine_env):
-    """`space: darts` runs the same DAG: BPE proxies, retrained ground truth and a search on DARTS genotypes."""
+    """`space: darts` runs the same DAG: BPE proxies, retrained ground truth, the RLNAS DARTS supernet (angle,
+    evolution), multi-trial searches and GDAS / DARTS with 8-op mixed edges, all on DARTS genotypes."""
     small = {"epochs": 1, "batch_size": 64, "lr": 0.05, "weight_decay": 3e-4, "channels": 4, "layers": 3,
              "image_size": 8, "cutout": 0, "precision": 32, "aux_weight": 0.4, "drop_path": 0.2}
+    supernet = {"epochs": 1, "batch_size": 64, "lr": 0.05, "weight_decay": 3e-4, "nesterov": False, "channels": 4,
+                "layers": 3, "image_size": 8, "eval_split": "valid"}
     params = yaml.safe_load(yaml.safe_dump(TINY))
+    differentiable = {k: v for k, v in TINY["differentiable"].items() if k != "cells_per_stage"}
     params.update(space="darts", sample={"n_archs": 3}, parallel={"shards": 1},
-                  settings={"bpe1": small, "full": {**small, "image_size": 16}, "supernet": small},
+                  settings={"bpe1": small, "full": {**small, "image_size": 16}, "supernet": supernet},
                   proxy={"settings": ["bpe1"]},
-                  supernet={"setting": "supernet", "labels": [], "arch_sets": []},
-                  evolution={**TINY["evolution"], "indicators": []},
-                  search={"strategies": ["rea"], "estimators": ["proxy_bpe1"], "budget": {"evaluations": 2},
-                          "rea": {"population_size": 1, "sample_size": 1}},
-                  differentiable={**TINY["differentiable"], "methods": []})
+                  supernet={"setting": "supernet", "labels": ["random"], "arch_sets": ["sampled"],
+                            "bn_batches": 1, "max_eval": 64},
+                  evolution={**TINY["evolution"], "indicators": ["angle"]},
+                  search={"strategies": ["rea"], "estimators": ["proxy_bpe1", "angle_random"],
+                          "budget": {"evaluations": 2}, "rea": {"population_size": 1, "sample_size": 1}},
+                  differentiable={**differentiable, "methods": ["gdas", "darts-v1"], "layers": 3,
+                                  "w_nesterov": False})
     study = make_study(tmp_path, params)
     run([sys.executable, "-m", "snakemake", "--cores", "2"], study, engine_env)
     est = read_csv(study / "results" / "estimates.csv")
     assert len(est) == 3 and all(r["arch"].startswith("Genotype(normal=[(") for r in est)
     assert all(0 <= float(r["proxy_bpe1"]) <= 100 for r in est)
+    assert all(0 < float(r["angle"]) < 3.15 for r in est)  # every DARTS genotype keeps paths: angle > 0
     found = json.loads((study / "results" / "found.json").read_text())["results"]
-    assert [f["search"] for f in found] == ["rea_proxy_bpe1"] and found[0]["arch"].startswith("Genotype(")
+    assert sorted(f["search"] for f in found) == sorted(
+        ["rlnas_random_angle", "rea_proxy_bpe1", "rea_angle_random", "gdas", "darts-v1"])
+    assert all(f["arch"].startswith("Genotype(normal=[(") for f in found)
+    evo = json.loads((study / "results" / "search" / "rlnas_random_angle.json").read_text())
+    assert evo["n_scored"] == 4 + 4  # population 4, then 2 mutations + 2 crossovers (or random fill)
+    gdas = json.loads((study / "results" / "search" / "gdas.json").read_text())
+    assert len(gdas["alphas"]) == 2 and len(gdas["alphas"][0]) == 14 and len(gdas["alphas"][0][0]) == 8
+    plots = {p.name for p in (study / "results" / "plots").glob("*.png")}
+    assert {"alphas_gdas.png", "alphas_darts-v1.png", "angle_vs_ground_truth.png"} <= plots
+    assert {"rlnas", "searches"} <= set(load_workbook(study / "results" / "report.xlsx").sheetnames)

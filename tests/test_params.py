@@ -28,9 +28,30 @@ def test_default_and_paper_params_are_valid():
     (lambda p: p["settings"]["bpe1"].update(layers=6), "settings.bpe1.layers: not a key of the nb201 space"),
     (lambda p: p.update(ground_truth={"source": "table", "setting": "full"}), "ground_truth.path: required"),
     (lambda p: p["settings"]["bpe2"].update(epochs=0), "settings.bpe2.epochs: 0 is less than the minimum of 1"),
+    (lambda p: p["differentiable"].update(layers=8), "differentiable.layers: not a key of the nb201 space"),
 ])
 def test_bad_params_name_the_key(edit, message):
     params = copy.deepcopy(DEFAULT)
+    edit(params)
+    with pytest.raises(ParamsError) as e:
+        validate_params(params)
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+DARTS = yaml.safe_load((ROOT / "params" / "paper-darts-cifar10.yaml").read_text())
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p["supernet"].update(arch_sets=["sampled", "all"]), "supernet.arch_sets: 'all' enumerates the nb201 space only"),
+    (lambda p: p["differentiable"].update(methods=["gdas", "setn"]), "differentiable.methods: setn ranks every cell"),
+    (lambda p: p["differentiable"].update(cells_per_stage=5), "differentiable.cells_per_stage: not a key of the darts space"),
+    (lambda p: p["differentiable"].pop("layers"), "differentiable.layers: required in the darts space"),
+    (lambda p: p["settings"]["supernet"].pop("layers"), "settings.supernet.layers: required in the darts space"),
+    (lambda p: p["search"].update(estimators=["table"]), "search.estimators"),
+])
+def test_bad_darts_params_name_the_key(edit, message):
+    params = copy.deepcopy(DARTS)
     edit(params)
     with pytest.raises(ParamsError) as e:
         validate_params(params)

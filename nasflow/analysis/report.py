@@ -163,22 +163,29 @@ def plot_best_so_far(path, searches: list[dict]) -> None:
     plt.close(fig)
 
 
-def plot_alphas(path, search: dict, ops: tuple[str, ...], edges: list[tuple[int, int]]) -> None:
-    """Softmax(α) per edge over the epochs of one differentiable search (one panel per edge, one line per op)."""
+def plot_alphas(path, search: dict, ops: tuple[str, ...], edge_labels: list[str],
+                cell_names: tuple[str, ...] = ()) -> None:
+    """Softmax(α) per edge over the epochs of one differentiable search: one panel per edge, one line per op;
+    one row per cell type when the α are per cell type (DARTS: normal, reduce)."""
     plt = _pyplot()
 
     epochs = [h for h in search["history"] if h.get("alphas")]
     if not epochs:
         return
-    probs = np.array([h["alphas"] for h in epochs])  # epochs x edges x ops
-    fig, axes = plt.subplots(1, probs.shape[1], figsize=(2.6 * probs.shape[1], 2.8), sharey=True, squeeze=False)
-    for e, ax in enumerate(axes[0]):
-        for o, op in enumerate(ops):
-            ax.plot(range(1, len(epochs) + 1), probs[:, e, o], label=op)
-        ax.set_title(f"edge {edges[e][1]}→{edges[e][0]}", fontsize=8)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("softmax(α)")
+    probs = np.array([h["alphas"] for h in epochs])  # epochs x [cells x] edges x ops
+    if probs.ndim == 3:
+        probs = probs[:, None]
+    n_rows, n_edges = probs.shape[1], probs.shape[2]
+    fig, axes = plt.subplots(n_rows, n_edges, figsize=(2.2 * n_edges, 2.4 * n_rows), sharey=True, squeeze=False)
+    for r in range(n_rows):
+        for e, ax in enumerate(axes[r]):
+            for o, op in enumerate(ops):
+                ax.plot(range(1, len(epochs) + 1), probs[:, r, e, o], label=op)
+            cell = f"{cell_names[r]} " if r < len(cell_names) else ""
+            ax.set_title(f"{cell}edge {edge_labels[e]}", fontsize=8)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+        axes[r][0].set_ylabel("softmax(α)")
     axes[0][-1].legend(fontsize=6)
     fig.suptitle(f"{search['name']}: derived {search['best']}", fontsize=8)
     fig.tight_layout()

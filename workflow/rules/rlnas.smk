@@ -4,8 +4,8 @@ LABELS = config["supernet"]["labels"]
 ARCH_SETS = config["supernet"]["arch_sets"]
 INDICATORS = config["evolution"]["indicators"]
 SUPERNET_SETTING = config["settings"][config["supernet"]["setting"]]
-RLNAS_CODE = code("nasflow/estimators/rlnas.py", "nasflow/estimators/angle.py", "nasflow/estimators/supernet_acc.py",
-                  "nasflow/models/nb201_supernet.py") + TRAIN_CODE
+RLNAS_CODE = code("nasflow/estimators/rlnas.py", "nasflow/estimators/angle.py", "nasflow/estimators/darts_angle.py",
+                  "nasflow/estimators/supernet_acc.py") + TRAIN_CODE
 RLNAS_SEARCHES = [f"results/search/rlnas_{l}_{i}.json" for l in LABELS for i in INDICATORS]
 
 
@@ -23,6 +23,7 @@ rule supernet_train:
         final="results/supernet/{labels}/final.pt",
     params:
         setting=SUPERNET_SETTING,
+        space=config["space"],
         data=config["data"],
         seed=config["seed"],
     threads: config["threads"]

@@ -70,6 +70,7 @@ rule differentiable_search:
         method="gdas|darts-v1|darts-v2|rsps|setn",
     params:
         differentiable=config["differentiable"],
+        space=config["space"],
         data=config["data"],
         seed=config["seed"],
     threads: config["threads"]
