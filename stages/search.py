@@ -39,7 +39,8 @@ def make_estimator(name: str, params: dict, space, device):
     init, _ = load_state(f"results/supernet/{labels}/init.pt")
     final, _ = load_state(f"results/supernet/{labels}/final.pt")
     scorer = SupernetScorer(init, final, setting, load_splits(params, setting) if indicator == "supernet_acc" else None,
-                            seed=seed, device=device, bn_batches=sn["bn_batches"], max_eval=sn["max_eval"])
+                            seed=seed, device=device, bn_batches=sn["bn_batches"], max_eval=sn["max_eval"],
+                            space=params["space"])
 
     def supernet(arch):
         scores, seconds = scorer.score(indicator, [arch])

@@ -1,6 +1,9 @@
 """RLNAS (Zhang et al., "Neural Architecture Search with Random Labels"): train a single-path supernet on
 random (or true) labels, then score archs by the angle between their weights at init and after training,
-or by their accuracy inside the supernet. This module trains the supernet and bundles its two scorers."""
+or by their accuracy inside the supernet. This module trains the supernet and bundles its two scorers.
+
+Two spaces (`space`: a name, or a space module with `NAME`): "nb201" (`NB201Supernet(channels,
+cells_per_stage)`, `AngleScorer`) and "darts" (`DartsSupernet(channels, layers)`, `DartsAngleScorer`)."""
 from __future__ import annotations
 
 import time
@@ -11,22 +14,38 @@ import torch
 from nasflow.data import Splits, random_labels
 from nasflow.errors import CheckpointError
 from nasflow.estimators.angle import AngleScorer
+from nasflow.estimators.darts_angle import DartsAngleScorer
 from nasflow.estimators.proxy import train_config
 from nasflow.estimators.supernet_acc import supernet_accuracies
+from nasflow.models.darts_supernet import DartsSupernet
 from nasflow.models.nb201_supernet import NB201Supernet
 from nasflow.train import train
 
 LABELS = ("random", "true")
 INDICATORS = ("angle", "supernet_acc")
+SPACES = ("nb201", "darts")
 
 
-def build_supernet(setting: dict, num_classes: int, seed: int) -> NB201Supernet:
+def space_name(space) -> str:
+    """The name of a space given as a name or as a space module (with `NAME`)."""
+    name = getattr(space, "NAME", space)
+    if name not in SPACES:
+        raise ValueError(f"RLNAS supports the spaces {SPACES}, got {name!r}")
+    return name
+
+
+def build_supernet(setting: dict, num_classes: int, seed: int, space="nb201") -> NB201Supernet | DartsSupernet:
+    """The supernet of `space` for `setting` (channels + cells_per_stage for nb201, channels + layers for
+    darts), its weights initialised from `torch.manual_seed(seed)` and its path sampling seeded by `seed`."""
+    name = space_name(space)
     torch.manual_seed(seed)
+    if name == "darts":
+        return DartsSupernet(setting["channels"], setting["layers"], num_classes, seed=seed)
     return NB201Supernet(setting["channels"], setting["cells_per_stage"], num_classes, seed=seed)
 
 
 def train_supernet(setting: dict, splits: Splits, *, labels: str, seed: int, device, work_dir,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, space="nb201") -> dict:
     """Train the supernet on `labels` ('random': drawn once per image from `seed`, fixed for the run).
 
     Returns {"init": state at epoch 0, "final": state after training, "result": train()'s result}. The
@@ -36,7 +55,7 @@ def train_supernet(setting: dict, splits: Splits, *, labels: str, seed: int, dev
         raise ValueError(f"labels must be one of {LABELS}, got {labels!r}")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    model = build_supernet(setting, splits.num_classes, seed)
+    model = build_supernet(setting, splits.num_classes, seed, space)
     init_path = work_dir / "init.pt"
     if not init_path.exists():
         tmp = init_path.with_suffix(".tmp")
@@ -67,15 +86,17 @@ class SupernetScorer:
     """Both RLNAS indicators for one trained supernet: `angle` (no forward pass) and `supernet_acc`."""
 
     def __init__(self, init: dict, final: dict, setting: dict, splits: Splits | None, *, seed: int, device,
-                 bn_batches: int = 10, max_eval: int | None = None):
-        """`splits` (the data) is needed for supernet_acc only."""
+                 bn_batches: int = 10, max_eval: int | None = None, space="nb201"):
+        """`splits` (the data) is needed for supernet_acc only; `space`: "nb201" or "darts"."""
         num_classes = final["classifier.weight"].shape[0] if "classifier.weight" in final else 10
-        self.supernet = build_supernet(setting, num_classes, seed)
+        self.space = space_name(space)
+        self.supernet = build_supernet(setting, num_classes, seed, self.space)
         try:
             self.supernet.load_state_dict(final)
         except (RuntimeError, KeyError) as e:
             raise CheckpointError(f"supernet checkpoint does not match the setting: {str(e).splitlines()[0]}") from None
-        self.angles = AngleScorer(init, final, self.supernet)
+        scorer = DartsAngleScorer if self.space == "darts" else AngleScorer
+        self.angles = scorer(init, final, self.supernet)
         self.setting, self.splits, self.seed, self.device = setting, splits, seed, device
         self.bn_batches, self.max_eval = bn_batches, max_eval
 

@@ -1,23 +1,38 @@
-"""RLNAS' evolutionary search over the NB201 cell (megvii-model/RLNAS,
-nas_bench_201/exps/algos/rlnas_evolution_search_with_angle.py, `EvolutionTrainer`).
+"""RLNAS' evolutionary search (megvii-model/RLNAS, `EvolutionTrainer`: NB201
+nas_bench_201/exps/algos/rlnas_evolution_search_with_angle.py; DARTS
+darts_search_space/cifar10/rlnas/evolution_search/search.py).
 
-An arch is a gene vector: one op index per edge (EDGES order). Per generation:
+An arch is a gene vector of op indices; the encoding depends on the space (`space.NAME`):
+
+* nb201: 6 genes, one op (of 5) per edge (EDGES order); every vector is an arch (no repair);
+* darts: 28 genes, one op (of 8, `none` included) per edge of the full 14-edge DAG of the normal cell,
+  then of the reduce cell (`space.EDGE_INPUTS` order). Every drawn vector (random, mutated or crossed
+  over) is first repaired cell by cell with `space.repair_edge_ops` (RLNAS' `check_cand`: each node keeps
+  exactly two non-`none` edges), using the search's RandomState, so every candidate is a DARTS genotype
+  (`space.from_edge_ops`). RLNAS' DARTS config: population 50, topk 10, 25 mutations + 25 crossovers.
+
+Per generation:
 
 1. score the current candidates (one batched `score_fn` call) and merge them into a running top-k (the
    best `topk` archs seen so far, over all generations -- elitist; ties keep the earlier arch);
 2. unless it was the last generation, build the next candidates:
    * mutations: a uniform top-k parent; each gene, with probability `mutation_prob`, is redrawn uniformly
-     from the ops *other than `none`* (the reference draws `randint(1, n_ops)`; the new op may equal the
-     old one), until `n_mutations` new archs (the reference draws until it has them; here at most
-     `100 * n_mutations` draws, so that a nearly exhausted space cannot loop forever);
+     -- nb201: from the ops *other than `none`* (the reference draws `randint(1, n_ops)`); darts: from all
+     8 ops (`randint(0, n_ops)`); the new op may equal the old one -- until `n_mutations` new archs (the
+     reference draws until it has them; here at most `100 * n_mutations` draws, so that a nearly exhausted
+     space cannot loop forever);
    * crossovers: two uniform top-k parents (possibly the same), each gene from either with probability
      1/2; at most `n_crossovers + 1` rounds of 10 draws, so fewer than `n_crossovers` may come out;
    * random archs (uniform genes, `none` included) fill the population up to `population`.
 
-Every arch is drawn into the search at most once: a draw already seen (scored, or rejected by
-`constraint`) is skipped, so no arch is scored twice. As in the reference, archs without an input->output
-path are not excluded (pass `constraint=space.is_connected` to exclude them); the angle scores them 0.
-Initial population: `population` unique random archs. With the defaults 20 x 100 = 2,000 archs are scored.
+Every arch is drawn into the search at most once: a draw (after repair) already seen (scored, or rejected
+by `constraint`) is skipped, so no arch is scored twice. In nb201, as in the reference, archs without an
+input->output path are not excluded (pass `constraint=space.is_connected` to exclude them); the angle
+scores them 0. Initial population: `population` unique random archs. With the defaults 20 x 100 = 2,000
+archs are scored.
+
+Difference from the DARTS reference: its mutation loop only visits the first 14 genes (the normal cell), so
+reduce cells change only by crossover and random draws; here every one of the 28 genes may mutate.
 
 Randomness comes from `numpy.random.RandomState(seed)` only: same seed and scores -> same search.
 """
@@ -25,12 +40,61 @@ Randomness comes from `numpy.random.RandomState(seed)` only: same seed and score
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from nasflow.errors import ParamsError
 
-__all__ = ["evolution_search"]
+__all__ = ["GeneEncoding", "evolution_search", "gene_encoding"]
+
+
+@dataclass(frozen=True)
+class GeneEncoding:
+    """How a space's archs are gene vectors.
+
+    n_genes / n_options: vector length and options per gene (uniform random genes: `randint(n_options)`);
+    mutation_values: the values a mutated gene is drawn from (uniformly);
+    n_archs: the number of distinct (repaired) vectors, an upper bound for the search;
+    repair(genes, rng) -> tuple: the vector made valid (None: every vector is valid, nothing is drawn);
+    to_arch(genes) -> str.
+    """
+
+    n_genes: int
+    n_options: int
+    mutation_values: tuple[int, ...]
+    n_archs: int
+    repair: Callable[[tuple[int, ...], np.random.RandomState], tuple[int, ...]] | None
+    to_arch: Callable[[tuple[int, ...]], str]
+
+
+def gene_encoding(space) -> GeneEncoding:
+    """The `GeneEncoding` of a space module (chosen from `space.NAME`; nb201 and darts)."""
+    name = getattr(space, "NAME", None)
+    if name == "darts":
+        n_edges = int(space.N_EDGES)
+        # valid cells: node k picks 2 of its k inputs, each with one of the non-none ops
+        per_cell = 1
+        for k in space.NODES:
+            per_cell *= (k * (k - 1) // 2) * (len(space.OPS) - 1) ** 2
+
+        def repair(genes, rng):
+            return space.repair_edge_ops(genes[:n_edges], rng) + space.repair_edge_ops(genes[n_edges:], rng)
+
+        return GeneEncoding(
+            n_genes=2 * n_edges, n_options=len(space.OPS), mutation_values=tuple(range(len(space.OPS))),
+            n_archs=per_cell ** 2, repair=repair,
+            to_arch=lambda genes: space.from_edge_ops(genes[:n_edges], genes[n_edges:]),
+        )
+    if name == "nb201":
+        n_ops, n_genes = len(space.OPS), int(space.N_EDGES)
+        none = space.OPS.index("none") if "none" in space.OPS else None
+        return GeneEncoding(
+            n_genes=n_genes, n_options=n_ops, mutation_values=tuple(o for o in range(n_ops) if o != none),
+            n_archs=n_ops ** n_genes, repair=None,
+            to_arch=lambda genes: space.format([space.OPS[g] for g in genes]),
+        )
+    raise ParamsError(f"evolution: unsupported search space {name!r} (supported: nb201, darts)")
 
 
 def evolution_search(
@@ -49,7 +113,7 @@ def evolution_search(
     """Run the search; returns {"best", "best_score", "topk", "history", "n_scored", "params"}.
 
     score_fn: arch strings -> scores (larger is better), called once per generation.
-    space:    the search space module (uses OPS, N_EDGES, format).
+    space:    the search space module (nb201 or darts, chosen by `space.NAME`; see `gene_encoding`).
     history:  one entry per generation: {"generation", "archs": [{"arch", "score"}...] (the candidates
               scored in that generation, in order), "best", "best_score" (of the running top-k)}.
     """
@@ -60,31 +124,34 @@ def evolution_search(
     if not 0.0 <= mutation_prob <= 1.0:
         raise ParamsError(f"evolution.mutation_prob: expected a probability, got {mutation_prob!r}")
 
+    enc = gene_encoding(space)
     rng = np.random.RandomState(seed)
-    n_ops, n_genes = len(space.OPS), int(space.N_EDGES)
-    none = space.OPS.index("none") if "none" in space.OPS else None
-    mut_ops = [o for o in range(n_ops) if o != none]
-    n_archs = n_ops ** n_genes
+    n_ops, n_genes = enc.n_options, enc.n_genes
+    mut_ops = list(enc.mutation_values)
+    n_archs = enc.n_archs
 
     seen: set[tuple[int, ...]] = set()   # every gene vector drawn so far (the reference's vis_dict)
     scores: dict[tuple[int, ...], float] = {}
     top: list[tuple[int, ...]] = []
 
     def to_arch(genes) -> str:
-        return space.format([space.OPS[g] for g in genes])
+        return enc.to_arch(genes)
 
-    def accept(genes: tuple[int, ...]) -> bool:
-        """First draw of `genes` that passes the constraint (marks it seen either way)."""
+    def accept(genes: tuple[int, ...]) -> tuple[int, ...] | None:
+        """The (repaired) `genes` if this is its first draw and it passes the constraint, else None (marks
+        it seen either way)."""
+        if enc.repair is not None:
+            genes = tuple(int(g) for g in enc.repair(genes, rng))
         if genes in seen:
-            return False
+            return None
         seen.add(genes)
-        return constraint is None or bool(constraint(to_arch(genes)))
+        return genes if constraint is None or bool(constraint(to_arch(genes))) else None
 
     def random_archs(n: int) -> list[tuple[int, ...]]:
         out: list[tuple[int, ...]] = []
         while len(out) < n and len(seen) < n_archs:
-            genes = tuple(int(g) for g in rng.randint(n_ops, size=n_genes))
-            if accept(genes):
+            genes = accept(tuple(int(g) for g in rng.randint(n_ops, size=n_genes)))
+            if genes is not None:
                 out.append(genes)
         return out
 
@@ -100,8 +167,8 @@ def evolution_search(
             for i in range(n_genes):
                 if rng.random_sample() < mutation_prob:
                     genes[i] = mut_ops[rng.randint(len(mut_ops))]
-            genes = tuple(genes)
-            if accept(genes):
+            genes = accept(tuple(genes))
+            if genes is not None:
                 out.append(genes)
         return out
 
@@ -113,8 +180,10 @@ def evolution_search(
             for _ in range(10):
                 p1, p2 = pick_parent(), pick_parent()
                 genes = tuple(a if rng.randint(2) == 0 else b for a, b in zip(p1, p2))
-                if len(out) < n_crossovers and accept(genes):
-                    out.append(genes)
+                if len(out) < n_crossovers:
+                    genes = accept(genes)
+                    if genes is not None:
+                        out.append(genes)
         return out
 
     history: list[dict] = []

@@ -436,3 +436,85 @@ def build_network(arch, *, channels: int = 36, depth: int = 20, num_classes: int
     from nasflow.models.darts import NetworkCIFAR  # torch only when a network is asked for
 
     return NetworkCIFAR(parse(arch), C=channels, layers=depth, num_classes=num_classes, auxiliary=auxiliary)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Edge encoding (weight-sharing supernets, RLNAS): one op index per edge of the full cell DAG.
+#
+# Node k (2..5) reads every earlier node 0..k-1, so a cell has 2 + 3 + 4 + 5 = 14 edges; the edge from
+# input i to node k has index sum(range(2, k)) + i (node 2: 0, 1; node 3: 2..4; node 4: 5..8; node 5:
+# 9..13), RLNAS' / DARTS' MixedOp order. A cell is 14 indices into `OPS` (0 = `none`); a genotype is a
+# vector with exactly two non-`none` edges per node.
+
+N_EDGES = sum(NODES)  # 14
+NONE_INDEX = OPS.index("none")  # 0
+# (node, input) of each edge, in edge order.
+EDGE_INPUTS: tuple[tuple[int, int], ...] = tuple((k, i) for k in NODES for i in range(k))
+_EDGE_INDEX = {pair: e for e, pair in enumerate(EDGE_INPUTS)}
+# The edge indices of each node (node k: its k incoming edges, input-ascending).
+NODE_EDGES: dict[int, tuple[int, ...]] = {k: tuple(_EDGE_INDEX[(k, i)] for i in range(k)) for k in NODES}
+
+
+def to_edge_ops(arch) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(normal, reduce): per cell 14 op indices into `OPS` in edge order (0 = `none` where the genotype
+    has no pair). The order of a node's two pairs is forgotten."""
+    g = parse(arch)
+    cells = []
+    for pairs in (g.normal, g.reduce):
+        ops = [NONE_INDEX] * N_EDGES
+        for j, (op, inp) in enumerate(pairs):
+            ops[_EDGE_INDEX[(NODES[j // 2], inp)]] = OPS.index(op)
+        cells.append(tuple(ops))
+    return cells[0], cells[1]
+
+
+def _check_edge_ops(ops, what: str) -> tuple[int, ...]:
+    try:
+        out = tuple(operator.index(o) for o in ops)  # ints and numpy ints; not floats or strings
+    except TypeError:
+        raise _fail(ops, f"{what}: expected {N_EDGES} integer op indices") from None
+    if len(out) != N_EDGES:
+        raise _fail(ops, f"{what}: expected {N_EDGES} op indices, got {len(out)}")
+    for e, o in enumerate(out):
+        if not 0 <= o < len(OPS):
+            raise _fail(ops, f"{what}: edge {e} has op index {o}, expected 0..{len(OPS) - 1}")
+    return out
+
+
+def from_edge_ops(normal: Sequence[int], reduce: Sequence[int]) -> str:
+    """The canonical genotype string of two 14-edge op vectors (each node's pairs input-ascending, so
+    `from_edge_ops(*to_edge_ops(g)) == unique_key(g)`). `ArchError` unless every node of both cells has
+    exactly two non-`none` edges."""
+    cells = []
+    for cell, ops in zip(CELLS, (normal, reduce)):
+        ops = _check_edge_ops(ops, cell)
+        pairs: list[tuple[str, int]] = []
+        for k in NODES:
+            kept = [(OPS[ops[e]], i) for i, e in enumerate(NODE_EDGES[k]) if ops[e] != NONE_INDEX]
+            if len(kept) != 2:
+                raise _fail(ops, f"{cell} node {k}: expected exactly 2 non-none edges, got {len(kept)}")
+            pairs += kept
+        cells.append(tuple(pairs))
+    return format(Genotype(cells[0], CONCAT, cells[1], CONCAT))
+
+
+def repair_edge_ops(ops: Sequence[int], rng) -> tuple[int, ...]:
+    """RLNAS' `check_cand` on one cell's 14-edge vector, with `rng` (a `numpy.random.RandomState`).
+
+    Node by node (node 2+j, j = 0..3, has 2+j edges and must keep j `none` edges): with fewer than j
+    `none` edges, `rng.choice` (without replacement) picks j - #none of its non-`none` edges and sets them
+    to `none`; with more than j, it picks #none - j of its `none` edges and gives each a uniform
+    non-`none` op (`1 + rng.randint(7)`). A vector that is already a genotype comes back unchanged (and
+    draws nothing from `rng`)."""
+    out = list(_check_edge_ops(ops, "cell"))
+    for j, k in enumerate(NODES):
+        edges = NODE_EDGES[k]
+        nones = [m for m, e in enumerate(edges) if out[e] == NONE_INDEX]
+        if len(nones) < j:
+            others = [m for m in range(len(edges)) if m not in nones]
+            for m in rng.choice(others, size=j - len(nones), replace=False):
+                out[edges[int(m)]] = NONE_INDEX
+        elif len(nones) > j:
+            for m in rng.choice(nones, size=len(nones) - j, replace=False):
+                out[edges[int(m)]] = 1 + int(rng.randint(len(OPS) - 1))
+    return tuple(out)
