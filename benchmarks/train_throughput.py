@@ -22,6 +22,7 @@ checkpoint that lets the runs interleave) is reported separately.
     python benchmarks/train_throughput.py                       # bpe1 on ../shared/data/cifar10.npz, 5000 images
     python benchmarks/train_throughput.py --sizes bpe1,bpe2,full --device cuda --images 20000
     python benchmarks/train_throughput.py --data digits --model cnn
+    python benchmarks/train_throughput.py --model darts-supernet --sizes rlnas-darts-small   # RLNAS, DARTS space
 
 Writes a markdown table to stdout and JSON to benchmarks/out/train_throughput.json.
 """
@@ -53,7 +54,8 @@ from nasflow.train import TrainConfig, seed_everything, train  # noqa: E402
 NB201_INDEX0 = ("|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+"
                 "|nor_conv_1x1~0|skip_connect~1|skip_connect~2|")
 # name: (channels C, cells per stage N, image size)
-SIZES = {"bpe1": (8, 2, 16), "bpe2": (16, 5, 16), "full": (16, 5, 32)}
+SIZES = {"bpe1": (8, 2, 16), "bpe2": (16, 5, 16), "full": (16, 5, 32),
+         "rlnas-darts": (16, 8, 32), "rlnas-darts-small": (8, 5, 16)}  # (C, layers, px) for --model darts-supernet
 
 
 # ------------------------------------------------------------------------------------------- models
@@ -84,6 +86,10 @@ def model_factory(kind: str, arch: str):
             if kind == "nb201":
                 raise SystemExit(f"error: cannot build the NB201 network: {type(e).__name__}: {e}")
             print(f"note: NB201 network unavailable ({type(e).__name__}); using a small CNN", file=sys.stderr)
+    if kind == "darts-supernet":  # RLNAS' DARTS supernet: a uniform 2-input-per-node path per batch
+        from nasflow.models.darts_supernet import DartsSupernet
+
+        return (lambda c, n, k: DartsSupernet(c, n, k)), "RLNAS DARTS supernet (depth = layers)"
     if ":" in kind:  # module:function taking (channels, depth, num_classes)
         import importlib
 
@@ -197,7 +203,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", default="bpe1", help=f"comma list of {', '.join(SIZES)}")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    ap.add_argument("--model", default="auto", help="auto | nb201 | cnn | module:function(C, N, classes)")
+    ap.add_argument("--model", default="auto",
+                    help="auto | nb201 | cnn | darts-supernet | module:function(C, N, classes)")
     ap.add_argument("--arch", default=NB201_INDEX0, help="NB201 cell string (default: index 0)")
     ap.add_argument("--workers", default="0,2", help="DataLoader num_workers values to try")
     ap.add_argument("--repeats", type=int, default=3,
