@@ -10,6 +10,7 @@ valid batch each) is reported separately since it is paid once per search.
 Small size on the CPU (the default; CIFAR-10 from ../shared/data/cifar10.npz when present, else digits):
 
     python benchmarks/search_cost.py                      # C=8, N=1, 16 px, 1,024 images per half
+    python benchmarks/search_cost.py --space darts        # DARTS space: C=8, 5 layers (no SETN)
 
 Paper size on a GPU (NB201: C=16, N=5, 32 px, batch 64, 25k images per half; then multiply s/epoch by the
 paper's epochs -- GDAS 240 (ADL's GDAS.config; 250 in the paper's text), DARTS 50, RSPS/SETN 250 --
@@ -18,7 +19,13 @@ SETN 34140):
 
     python benchmarks/search_cost.py --device cuda --C 16 --N 5 --image-size 32 --images 25000 --epochs 2
 
-Writes a markdown table to stdout and JSON to benchmarks/out/search_cost.json. On a shared machine the
+DARTS space at DARTS' search size (C=16, 8 layers, batch 64, 32 px, 25k images per half; DARTS' plain
+momentum SGD and weight decay 3e-4):
+
+    python benchmarks/search_cost.py --space darts --device cuda --C 16 --layers 8 --image-size 32 --images 25000
+
+Writes a markdown table to stdout and JSON to benchmarks/out/search_cost.json (search_cost_darts.json for
+`--space darts`). On a shared machine the
 figures vary with the load (best-of epochs helps, nothing removes it).
 """
 from __future__ import annotations
@@ -36,10 +43,13 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from nasflow.data import load_dataset  # noqa: E402
-from nasflow.search.differentiable import METHODS, run_search  # noqa: E402
+from nasflow.search.differentiable import SPACE_METHODS, run_search  # noqa: E402
 
+# NB201's search runs (the nb201 space only)
 PAPER_EPOCHS = {"gdas": 240, "darts-v1": 50, "darts-v2": 50, "rsps": 250, "setn": 250}
 PAPER_SECONDS = {"rsps": 8007.13, "darts-v1": 11625.77, "darts-v2": 35781.80, "gdas": 31609.80, "setn": 34139.53}
+# space -> (C, depth, weight decay, nesterov) defaults: small CPU sizes; NB201's ADL / DARTS' own optimiser
+SPACE_DEFAULTS = {"nb201": (8, 1, 5e-4, True), "darts": (8, 5, 3e-4, False)}
 
 
 def main():
@@ -47,17 +57,28 @@ def main():
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "cifar10.npz"),
                     help="an .npz (x_train/y_train/x_test/y_test); 'digits' or a missing file = digits")
     ap.add_argument("--images", type=int, default=1024, help="images per half (train / valid)")
-    ap.add_argument("--C", type=int, default=8)
-    ap.add_argument("--N", type=int, default=1)
+    ap.add_argument("--space", choices=sorted(SPACE_METHODS), default="nb201")
+    ap.add_argument("--C", type=int, default=None, help="channels (default 8)")
+    ap.add_argument("--depth", "--N", "--layers", dest="depth", type=int, default=None,
+                    help="nb201: cells per stage N (default 1); darts: total cells, layers (default 5)")
     ap.add_argument("--image-size", type=int, default=16)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--select-num", type=int, default=100)
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=None, help="comma-separated (default: every method of the space)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "search_cost.json"))
+    ap.add_argument("--out", default=None,
+                    help="JSON path (default benchmarks/out/search_cost.json; search_cost_darts.json for darts)")
     args = ap.parse_args()
+    C_default, depth_default, w_wd, w_nesterov = SPACE_DEFAULTS[args.space]
+    args.C = C_default if args.C is None else args.C
+    args.depth = depth_default if args.depth is None else args.depth
+    if args.out is None:
+        name = "search_cost.json" if args.space == "nb201" else f"search_cost_{args.space}.json"
+        args.out = str(ROOT / "benchmarks" / "out" / name)
+    if args.methods is None:
+        args.methods = ",".join(SPACE_METHODS[args.space])
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -72,8 +93,9 @@ def main():
     rows = []
     for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
         t0 = time.perf_counter()
-        r = run_search(method, splits, C=args.C, N=args.N, epochs=args.epochs, batch_size=args.batch_size,
-                       w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_wd=5e-4, grad_clip=5.0, a_lr=3e-4,
+        r = run_search(method, splits, space=args.space, C=args.C, depth=args.depth, epochs=args.epochs,
+                       batch_size=args.batch_size, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9,
+                       w_nesterov=w_nesterov, w_wd=w_wd, grad_clip=5.0, a_lr=3e-4,
                        a_betas=(0.5, 0.999), a_wd=1e-3, tau_max=10.0, tau_min=0.1, seed=0, device=args.device,
                        progress=False, image_size=args.image_size, select_num=args.select_num)
         wall = time.perf_counter() - t0
@@ -82,8 +104,9 @@ def main():
         rows.append({"method": method, "epoch_seconds": epoch_s, "epoch_seconds_all": secs,
                      "ms_per_iteration": 1000 * epoch_s / steps, "images_per_s": n_train / epoch_s,
                      "select_seconds": (r["selection"] or {}).get("seconds"), "wall_seconds": wall,
-                     "best": r["best"], "paper_epochs": PAPER_EPOCHS[method],
-                     "paper_search_seconds": PAPER_SECONDS[method]})
+                     "best": r["best"],
+                     "paper_epochs": PAPER_EPOCHS[method] if args.space == "nb201" else None,
+                     "paper_search_seconds": PAPER_SECONDS[method] if args.space == "nb201" else None})
         print(f"{method}: {epoch_s:.2f} s/epoch", file=sys.stderr)
     gdas = next((r["epoch_seconds"] for r in rows if r["method"] == "gdas"), None)
     for r in rows:
@@ -94,8 +117,10 @@ def main():
         device = torch.cuda.get_device_name(torch.device(device))
     else:
         device = f"cpu ({torch.get_num_threads()} threads, {platform.processor() or platform.machine()})"
-    print(f"\nSearch cost per epoch: {data_name}, {n_train} + {len(splits.y_eval)} images, C={args.C}, "
-          f"N={args.N}, {args.image_size} px, batch {args.batch_size}, {steps} iterations/epoch, {device}\n")
+    depth_name = "N" if args.space == "nb201" else "layers"
+    print(f"\nSearch cost per epoch ({args.space} space): {data_name}, {n_train} + {len(splits.y_eval)} images, "
+          f"C={args.C}, {depth_name}={args.depth}, {args.image_size} px, batch {args.batch_size}, "
+          f"{steps} iterations/epoch, {device}\n")
     print("| method | s / epoch | ms / iteration | images / s | x GDAS | final pick (s) |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
@@ -107,8 +132,9 @@ def main():
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "data": data_name, "images_per_half": n_train, "valid_images": len(splits.y_eval), "C": args.C,
-        "N": args.N, "image_size": args.image_size, "batch_size": args.batch_size, "epochs": args.epochs,
+        "space": args.space, "data": data_name, "images_per_half": n_train, "valid_images": len(splits.y_eval),
+        "C": args.C, "depth": args.depth, "w_wd": w_wd, "w_nesterov": w_nesterov,
+        "image_size": args.image_size, "batch_size": args.batch_size, "epochs": args.epochs,
         "select_num": args.select_num, "iterations_per_epoch": steps, "device": device,
         "torch": torch.__version__, "python": platform.python_version(), "rows": rows,
     }, indent=1) + "\n")

@@ -1,9 +1,11 @@
-"""DAG node `differentiable_search`: one differentiable / weight-sharing search on NAS-Bench-201 (GDAS,
-DARTS-V1, DARTS-V2, RSPS, SETN; nasflow.search.differentiable), its arch going on to `found_ground_truth`.
+"""DAG node `differentiable_search`: one differentiable / weight-sharing search (GDAS, DARTS-V1, DARTS-V2,
+RSPS, SETN; nasflow.search.differentiable) in the params' `space` (nb201: all five; darts: all but SETN),
+its arch going on to `found_ground_truth`.
 
     python -m stages.differentiable_search --params params.yaml --method gdas --out results/search/gdas.json
 
 Parameters: the `differentiable:` section of params.yaml (`epochs` is a number or a per-method mapping).
+The supernet's depth is `cells_per_stage` in the nb201 space and `layers` (total cells) in the darts space.
 The data are loaded with eval_split "valid": weights train on the first half of the training images, the
 architecture on the second. The search checkpoints every epoch under results/work/search-<method>-<digest>/
 and a rerun resumes there.
@@ -18,32 +20,45 @@ from stages.training import load_splits, work_dir
 
 # key -> run_search keyword (None: not passed through)
 KEYS = {
-    "methods": None, "channels": "C", "cells_per_stage": "N", "image_size": "image_size",
+    "methods": None, "channels": "C", "cells_per_stage": "depth", "layers": "depth", "image_size": "image_size",
     "batch_size": "batch_size",
-    "epochs": "epochs", "w_lr": "w_lr", "w_lr_min": "w_lr_min", "w_momentum": "w_momentum", "w_wd": "w_wd",
+    "epochs": "epochs", "w_lr": "w_lr", "w_lr_min": "w_lr_min", "w_momentum": "w_momentum",
+    "w_nesterov": "w_nesterov", "w_wd": "w_wd",
     "grad_clip": "grad_clip", "a_lr": "a_lr", "a_betas": "a_betas", "a_wd": "a_wd", "tau_max": "tau_max",
     "tau_min": "tau_min", "select_num": "select_num", "select_batch_size": "select_batch_size",
     "track_running_stats": "track_running_stats", "valid_images": "valid_images",
 }
 DEFAULTS = {"methods": ["gdas", "darts-v1", "darts-v2", "rsps", "setn"], "w_lr_min": 0.001, "w_momentum": 0.9,
-            "grad_clip": 5.0, "a_betas": [0.5, 0.999], "tau_max": 10.0, "tau_min": 0.1, "select_num": 100,
-            "select_batch_size": None, "track_running_stats": False, "valid_images": None}
-REQUIRED = ("channels", "cells_per_stage", "image_size", "batch_size", "epochs", "w_lr", "w_wd", "a_lr", "a_wd")
+            "w_nesterov": True, "grad_clip": 5.0, "a_betas": [0.5, 0.999], "tau_max": 10.0, "tau_min": 0.1,
+            "select_num": 100, "select_batch_size": None, "track_running_stats": False, "valid_images": None}
+REQUIRED = ("channels", "image_size", "batch_size", "epochs", "w_lr", "w_wd", "a_lr", "a_wd")  # + DEPTH_KEYS
+DEPTH_KEYS = {"nb201": "cells_per_stage", "darts": "layers"}  # space -> its depth key (the other is an error)
 
 
 def search_config(params: dict, method: str) -> dict:
     """run_search's keywords for `method` from params["differentiable"] (defaults filled, epochs resolved)."""
-    from nasflow.search.differentiable import METHODS
+    from nasflow.search.differentiable import METHODS, SPACE_METHODS
 
     if method not in METHODS:
         raise ParamsError(f"--method: unknown method {method!r} (known: {', '.join(METHODS)})")
+    space = params.get("space")
+    if space not in DEPTH_KEYS:
+        raise ParamsError(f"space: differentiable search runs in the {' and '.join(DEPTH_KEYS)} spaces, "
+                          f"not {space!r}")
+    if method not in SPACE_METHODS[space]:
+        raise ParamsError(f"--method: {method!r} is not available in the {space} space "
+                          f"(available: {', '.join(SPACE_METHODS[space])})")
     section = params.get("differentiable")
     if not isinstance(section, dict):
         raise ParamsError("differentiable: section missing from params (see stages/differentiable_search.py)")
     unknown = sorted(set(section) - set(KEYS))
     if unknown:
         raise ParamsError(f"differentiable: unknown key(s) {', '.join(unknown)} (known: {', '.join(KEYS)})")
-    missing = [k for k in REQUIRED if k not in section]
+    depth_key = DEPTH_KEYS[space]
+    for other in DEPTH_KEYS.values():
+        if other != depth_key and other in section:
+            raise ParamsError(f"differentiable.{other}: not a key of the {space} space (use {depth_key})")
+    missing = [k for k in REQUIRED + (depth_key,) if k not in section]
     if missing:
         raise ParamsError(f"differentiable: missing key(s) {', '.join(missing)}")
     d = {**DEFAULTS, **section}
@@ -52,7 +67,9 @@ def search_config(params: dict, method: str) -> dict:
         if method not in epochs:
             raise ParamsError(f"differentiable.epochs: no entry for method {method!r}")
         epochs = epochs[method]
-    cfg = {kw: d[key] for key, kw in KEYS.items() if kw is not None}
+    cfg = {kw: d[key] for key, kw in KEYS.items() if kw not in (None, "depth")}
+    cfg["space"] = space
+    cfg["depth"] = d[depth_key]
     cfg["epochs"] = epochs
     cfg["a_betas"] = tuple(cfg["a_betas"])
     return cfg

@@ -13,7 +13,7 @@ from nasflow.search.differentiable import (METHODS, darts_v2_arch_grad, hessian_
 from nasflow.spaces import nb201 as space
 from nasflow.train import seed_everything
 
-KW = dict(C=4, N=1, batch_size=64, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_wd=5e-4, grad_clip=5.0,
+KW = dict(C=4, depth=1, batch_size=64, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_wd=5e-4, grad_clip=5.0,
           a_lr=3e-3, a_betas=(0.5, 0.999), a_wd=1e-3, tau_max=10.0, tau_min=0.1, seed=0, device="cpu",
           progress=False, image_size=8, select_num=8)
 
@@ -94,6 +94,10 @@ def test_path_rng_is_saved_in_the_state_dict():
     b = NB201SearchNetwork(C=2, N=1, seed=9)
     b.load_state_dict(a.state_dict())
     assert [a.sample_uniform() for _ in range(5)] == [b.sample_uniform() for _ in range(5)]
+    a.reseed(3)
+    arch = a.random_arch()
+    a.reseed(3)
+    assert arch == space.decode(a.sample_uniform()) == space.canonical(arch)
 
 
 # ---------------------------------------------------------------------------------------------- DARTS-V2
@@ -174,7 +178,7 @@ def test_darts_v2_with_zero_lr_is_first_order():
 def test_tiny_gdas_run_moves_alpha(digits):
     r = run_search("gdas", digits, epochs=3, **KW)
     seed_everything(KW["seed"])
-    init = NB201SearchNetwork(KW["C"], KW["N"], 10).alphas.detach().softmax(-1)
+    init = NB201SearchNetwork(KW["C"], KW["depth"], 10).alphas.detach().softmax(-1)
     final = torch.tensor(r["alphas"])
     assert (final - init).abs().max() > 1e-3
     assert final.shape == (6, 5) and torch.allclose(final.sum(-1), torch.ones(6))

@@ -12,13 +12,15 @@ ReLU-Conv1x1-BN, the one before it with a FactorizedReduce when the previous cel
 (to halve its resolution), a ReLU-Conv1x1-BN otherwise. In a reduction cell the pairs that read node 0 or 1
 run with stride 2 (`skip_connect` there is a FactorizedReduce).
 
-Ops (quark0/darts cnn/operations.py; all convs bias-free, BNs affine):
+Ops (quark0/darts cnn/operations.py; all convs bias-free, BNs affine; the ops take `affine` /
+`track_running_stats` keywords for the search supernet, models/darts_search.py, whose BNs are not affine):
 
     max_pool_3x3  MaxPool2d(3, stride, pad 1)
     avg_pool_3x3  AvgPool2d(3, stride, pad 1, count_include_pad=False)
     skip_connect  identity; FactorizedReduce(C, C) at stride 2
     sep_conv_kxk  twice [ReLU, depthwise Conv kxk (pad k//2), pointwise Conv1x1, BN], stride on the first
     dil_conv_kxk  ReLU, depthwise Conv kxk dilation 2 (pad k-1), pointwise Conv1x1, BN
+    none          zeros at the op's stride (search supernet only; a genotype never holds it)
 
 Drop path (DARTS utils.drop_path): in training, when `drop_path_prob` > 0, the output of every pair whose op
 is not the identity is zeroed per sample with that probability and the kept samples scaled by
@@ -55,6 +57,7 @@ __all__ = [
     "DilConv",
     "SepConv",
     "FactorizedReduce",
+    "Zero",
     "make_op",
     "drop_path",
     "Cell",
@@ -66,28 +69,31 @@ __all__ = [
 class DilConv(nn.Sequential):
     """ReLU -> depthwise Conv kxk (stride, dilation) -> pointwise Conv 1x1 -> BN."""
 
-    def __init__(self, C_in: int, C_out: int, kernel_size: int, stride: int, padding: int, dilation: int):
+    def __init__(self, C_in: int, C_out: int, kernel_size: int, stride: int, padding: int, dilation: int, *,
+                 affine: bool = True, track_running_stats: bool = True):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(C_in, C_in, kernel_size, stride, padding, dilation=dilation, groups=C_in, bias=False),
             nn.Conv2d(C_in, C_out, 1, bias=False),
-            nn.BatchNorm2d(C_out),
+            nn.BatchNorm2d(C_out, affine=affine, track_running_stats=track_running_stats),
         )
 
 
 class SepConv(nn.Sequential):
     """Two ReLU-depthwise-pointwise-BN blocks; the stride is on the first depthwise conv."""
 
-    def __init__(self, C_in: int, C_out: int, kernel_size: int, stride: int, padding: int):
+    def __init__(self, C_in: int, C_out: int, kernel_size: int, stride: int, padding: int, *,
+                 affine: bool = True, track_running_stats: bool = True):
+        bn = dict(affine=affine, track_running_stats=track_running_stats)
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(C_in, C_in, kernel_size, stride, padding, groups=C_in, bias=False),
             nn.Conv2d(C_in, C_in, 1, bias=False),
-            nn.BatchNorm2d(C_in),
+            nn.BatchNorm2d(C_in, **bn),
             nn.ReLU(inplace=False),
             nn.Conv2d(C_in, C_in, kernel_size, 1, padding, groups=C_in, bias=False),
             nn.Conv2d(C_in, C_out, 1, bias=False),
-            nn.BatchNorm2d(C_out),
+            nn.BatchNorm2d(C_out, **bn),
         )
 
 
@@ -95,12 +101,12 @@ class FactorizedReduce(nn.Module):
     """Halve the resolution: ReLU, two stride-2 Conv1x1 on the input and on the input shifted by one pixel,
     concatenated (C_out//2 + the rest channels), BN."""
 
-    def __init__(self, C_in: int, C_out: int):
+    def __init__(self, C_in: int, C_out: int, *, affine: bool = True, track_running_stats: bool = True):
         super().__init__()
         self.relu = nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
         self.conv_2 = nn.Conv2d(C_in, C_out - C_out // 2, 1, stride=2, bias=False)
-        self.bn = nn.BatchNorm2d(C_out)
+        self.bn = nn.BatchNorm2d(C_out, affine=affine, track_running_stats=track_running_stats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.relu(x)
@@ -110,21 +116,41 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
 
-def make_op(name: str, C: int, stride: int) -> nn.Module:
-    """A fresh module for op `name` on `C` channels (stride 1 or 2)."""
+class Zero(nn.Module):
+    """The `none` op of the search supernet: zeros shaped like the op's output (stride 1 or 2)."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return torch.zeros_like(x)
+        return torch.zeros_like(x[:, :, ::self.stride, ::self.stride])
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}"
+
+
+def make_op(name: str, C: int, stride: int, *, affine: bool = True, track_running_stats: bool = True) -> nn.Module:
+    """A fresh module for op `name` on `C` channels (stride 1 or 2); `affine` / `track_running_stats` are
+    its BNs' settings. `none` (a `Zero`) is for the search supernet; `NetworkCIFAR` never builds it."""
+    bn = dict(affine=affine, track_running_stats=track_running_stats)
+    if name == "none":
+        return Zero(stride)
     if name == "max_pool_3x3":
         return nn.MaxPool2d(3, stride=stride, padding=1)
     if name == "avg_pool_3x3":
         return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
     if name == "skip_connect":
-        return nn.Identity() if stride == 1 else FactorizedReduce(C, C)
+        return nn.Identity() if stride == 1 else FactorizedReduce(C, C, **bn)
     if name in ("sep_conv_3x3", "sep_conv_5x5"):
         k = int(name[-1])
-        return SepConv(C, C, k, stride, k // 2)
+        return SepConv(C, C, k, stride, k // 2, **bn)
     if name in ("dil_conv_3x3", "dil_conv_5x5"):
         k = int(name[-1])
-        return DilConv(C, C, k, stride, k - 1, dilation=2)
-    raise ValueError(f"no module for op {name!r}")  # `none` never reaches a built network
+        return DilConv(C, C, k, stride, k - 1, dilation=2, **bn)
+    raise ValueError(f"no module for op {name!r}")
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:

@@ -166,6 +166,10 @@ class NB201SearchNetwork(nn.Module):
         """One op per edge, uniformly over the 5 ops (RSPS / SETN training; ADL `random_genotype(True)`)."""
         return tuple(self._path_rng.randrange(N_OPS) for _ in range(space.N_EDGES))
 
+    def random_arch(self) -> str:
+        """A uniform random arch (one op per edge, `none` included) as a canonical string, from the path RNG."""
+        return space.decode(self.sample_uniform())
+
     def sample_from_alphas(self) -> tuple[int, ...]:
         """One op per edge drawn from softmax(alphas) (ADL SETN `dync_genotype(False)`)."""
         probs = self.probs().cpu().double().tolist()

@@ -1,6 +1,12 @@
-"""Differentiable and weight-sharing search on NAS-Bench-201: GDAS, DARTS (first and second order), RSPS and
-SETN, as NAS-Bench-201's baselines run them (ADL exps/NAS-Bench-201-algos: GDAS.py, DARTS-V1.py,
-DARTS-V2.py, RANDOM-NAS.py, SETN.py), on `nasflow.models.nb201_search.NB201SearchNetwork`.
+"""Differentiable and weight-sharing search: GDAS, DARTS (first and second order), RSPS and SETN, as
+NAS-Bench-201's baselines run them (ADL exps/NAS-Bench-201-algos: GDAS.py, DARTS-V1.py, DARTS-V2.py,
+RANDOM-NAS.py, SETN.py), in two spaces (`space`):
+
+    nb201   `nasflow.models.nb201_search.NB201SearchNetwork`; `depth` = cells per stage (N). All methods.
+    darts   `nasflow.models.darts_search.DartsSearchNetwork` (quark0/darts' 8-op supernet, two alpha
+            tensors); `depth` = total cells (`layers`). GDAS, DARTS-V1/V2 and RSPS (`SPACE_METHODS`); the
+            result is DARTS' top-2-inputs derivation. DARTS' own scripts use plain momentum SGD
+            (`w_nesterov=False`); NB201's ADL scripts use Nesterov (the default).
 
 Data. The caller loads the dataset with `eval_split="valid"`: `splits.x_train` (the first half of the
 training images) trains the weights and `splits.x_eval` (the other half) trains the architecture
@@ -25,19 +31,19 @@ Methods (one iteration = one train batch + one valid batch):
               scored on one valid batch (ADL SETN `get_best_arch`).
 
 DARTS-V2 takes the alpha step *before* the weight step (as ADL and DARTS do); the others after it.
-Weights: SGD (nesterov) with momentum `w_momentum`, weight decay `w_wd`, cosine from `w_lr` to `w_lr_min`
-stepped every iteration over the whole run (ADL's scheduler updates per iteration), gradient norm clipped
-to `grad_clip` over the weights. Alphas: Adam(`a_lr`, `a_betas`, weight decay `a_wd`). GDAS' tau falls
-linearly from `tau_max` (first epoch) to `tau_min` (last epoch): tau_e = tau_max - (tau_max - tau_min) *
-e / (epochs - 1).
+Weights: SGD (Nesterov unless `w_nesterov` is False) with momentum `w_momentum`, weight decay `w_wd`,
+cosine from `w_lr` to `w_lr_min` stepped every iteration over the whole run (ADL's scheduler updates per
+iteration), gradient norm clipped to `grad_clip` over the weights. Alphas: Adam(`a_lr`, `a_betas`, weight
+decay `a_wd`). GDAS' tau falls linearly from `tau_max` (first epoch) to `tau_min` (last epoch):
+tau_e = tau_max - (tau_max - tau_min) * e / (epochs - 1).
 
 Every epoch appends to `history`: epoch, lr (at its start), tau, train loss/acc (weight steps), arch
 loss/acc (alpha steps; augmented, train mode), valid loss/acc (eval mode, no augmentation, of the derived
 arch -- for RSPS of a uniform path per batch, as ADL's RANDOM-NAS `valid_func`), the derived arch (argmax
-of alphas; None for RSPS), alphas (softmax per edge, [6][5]; None for RSPS) and seconds. With `checkpoint`
-the whole state (model incl. alphas and the path RNG, both optimizers, the scheduler, RNG states, history)
-is written atomically after every epoch and a rerun resumes from it; on the CPU the resumed run ends with
-bit-identical alphas.
+of alphas; None for RSPS), alphas (`model.probs()`: softmax per edge, NB201 [6][5], DARTS [2][14][8]; None
+for RSPS) and seconds. With `checkpoint` the whole state (model incl. alphas and the path RNG, both
+optimizers, the scheduler, RNG states, history) is written atomically after every epoch and a rerun resumes
+from it; on the CPU the resumed run ends with bit-identical alphas.
 
 Where this differs from ADL's scripts: the gradient norm is clipped over the weights only (ADL's GDAS and
 DARTS clip `network.parameters()`, alphas included, whose gradients from the weight step are then zeroed;
@@ -60,13 +66,17 @@ import torch.nn.functional as F
 
 from nasflow.data import DeviceLoader, Splits
 from nasflow.errors import CheckpointError, ParamsError
+from nasflow.models.darts_search import DartsSearchNetwork
 from nasflow.models.nb201_search import NB201SearchNetwork
-from nasflow.spaces import nb201 as space
 from nasflow.train import _progress, _rng_state, _save_checkpoint, _set_rng_state, seed_everything
 
-__all__ = ["METHODS", "SearchConfig", "run_search", "hessian_vector_product", "darts_v2_arch_grad"]
+__all__ = ["METHODS", "SPACE_METHODS", "SearchConfig", "run_search", "hessian_vector_product",
+           "darts_v2_arch_grad"]
 
 METHODS = ("gdas", "darts-v1", "darts-v2", "rsps", "setn")
+# The methods each space supports: SETN's final pick ranks whole archs by probability (a top-k over the
+# space), which the ~1e18 DARTS genotypes do not allow.
+SPACE_METHODS = {"nb201": METHODS, "darts": ("gdas", "darts-v1", "darts-v2", "rsps")}
 CHECKPOINT_FORMAT = 1
 
 # method -> (model mode for the weight step, model mode for the alpha step or None)
@@ -84,13 +94,15 @@ class SearchConfig:
     """Everything that shapes a search's result (checked against a checkpoint before resuming)."""
 
     method: str
+    space: str
     C: int
-    N: int
+    depth: int
     epochs: int
     batch_size: int
     w_lr: float
     w_lr_min: float
     w_momentum: float
+    w_nesterov: bool
     w_wd: float
     grad_clip: float | None
     a_lr: float
@@ -110,7 +122,13 @@ class SearchConfig:
         if self.method not in METHODS:
             raise ParamsError(f"differentiable search: unknown method {self.method!r} "
                               f"(known: {', '.join(METHODS)})")
-        for key in ("C", "N", "epochs", "batch_size", "image_size", "select_num", "select_batch_size"):
+        if self.space not in SPACE_METHODS:
+            raise ParamsError(f"differentiable search: unknown space {self.space!r} "
+                              f"(known: {', '.join(SPACE_METHODS)})")
+        if self.method not in SPACE_METHODS[self.space]:
+            raise ParamsError(f"differentiable search: method {self.method!r} is not available in the "
+                              f"{self.space} space (available: {', '.join(SPACE_METHODS[self.space])})")
+        for key in ("C", "depth", "epochs", "batch_size", "image_size", "select_num", "select_batch_size"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ParamsError(f"{key}: expected a positive integer (got {v!r})")
@@ -122,6 +140,8 @@ class SearchConfig:
             raise ParamsError("w_lr_min, w_wd and a_wd must be >= 0")
         if not 0 <= self.w_momentum < 1:
             raise ParamsError(f"w_momentum: expected 0 <= value < 1 (got {self.w_momentum!r})")
+        if not isinstance(self.w_nesterov, bool):
+            raise ParamsError(f"w_nesterov: expected true or false (got {self.w_nesterov!r})")
         if self.grad_clip is not None and self.grad_clip < 0:
             raise ParamsError(f"grad_clip: must be >= 0 or null (got {self.grad_clip!r})")
         betas = tuple(float(b) for b in self.a_betas)
@@ -151,7 +171,7 @@ def hessian_vector_product(model: nn.Module, vector, inputs: torch.Tensor, targe
 
     `weights` / `alphas` default to `model.weights()` / `model.arch_parameters()`; `loss_fn(model, x, y)`
     defaults to the cross-entropy of `model(x)`. The weights are restored exactly (copied back, not
-    re-added). Returns one tensor per alpha parameter.
+    re-added). Returns one tensor per alpha parameter (e.g. DARTS' normal and reduce alphas).
     """
     weights = list(model.weights() if weights is None else weights)
     alphas = list(model.arch_parameters() if alphas is None else alphas)
@@ -166,16 +186,18 @@ def hessian_vector_product(model: nn.Module, vector, inputs: torch.Tensor, targe
         with torch.no_grad():
             for p, v in zip(weights, vector):
                 p.add_(v, alpha=R)
-        grads_p = torch.autograd.grad(loss_fn(model, inputs, targets), alphas)
+        grads_p = torch.autograd.grad(loss_fn(model, inputs, targets), alphas, allow_unused=True)
         with torch.no_grad():
             for p, s, v in zip(weights, saved, vector):
                 p.copy_(s).sub_(v, alpha=R)
-        grads_n = torch.autograd.grad(loss_fn(model, inputs, targets), alphas)
+        grads_n = torch.autograd.grad(loss_fn(model, inputs, targets), alphas, allow_unused=True)
     finally:
         with torch.no_grad():
             for p, s in zip(weights, saved):
                 p.copy_(s)
-    return [(gp - gn) / (2 * R) for gp, gn in zip(grads_p, grads_n)]
+    # an alpha tensor the loss does not use (e.g. DARTS' normal alphas in a net without normal cells): 0
+    return [torch.zeros_like(a) if gp is None else (gp - gn) / (2 * R)
+            for a, gp, gn in zip(alphas, grads_p, grads_n)]
 
 
 def darts_v2_arch_grad(model: nn.Module, w_optimizer: torch.optim.SGD, train_batch, valid_batch, *,
@@ -227,7 +249,7 @@ def _cycle(loader: DeviceLoader, epoch: int):
 
 
 @torch.no_grad()
-def _evaluate(model: NB201SearchNetwork, loader: DeviceLoader, *, arch=None, mode=None) -> tuple[float, float]:
+def _evaluate(model: nn.Module, loader: DeviceLoader, *, arch=None, mode=None) -> tuple[float, float]:
     model.eval()
     loss_sum, correct, seen = 0.0, 0, 0
     for x, y in loader:
@@ -241,7 +263,7 @@ def _evaluate(model: NB201SearchNetwork, loader: DeviceLoader, *, arch=None, mod
 
 
 @torch.no_grad()
-def _select(model: NB201SearchNetwork, loader: DeviceLoader, archs: list[str]) -> dict:
+def _select(model: nn.Module, loader: DeviceLoader, archs: list[str]) -> dict:
     """Score each arch on the next batch of `loader` (cycled; eval mode) and keep the best (the first of
     ties): ADL's RANDOM-NAS `search_find_best` and SETN `get_best_arch`."""
     model.eval()
@@ -277,9 +299,10 @@ def _load(path: Path, cfg: SearchConfig, seed: int) -> dict:
 
 # ----------------------------------------------------------------------------------------- run_search
 
-def run_search(method: str, splits: Splits, *, C: int, N: int, epochs: int, batch_size: int, w_lr: float,
-               w_lr_min: float, w_momentum: float, w_wd: float, grad_clip: float | None, a_lr: float,
-               a_betas=(0.5, 0.999), a_wd: float, tau_max: float, tau_min: float, seed: int, device,
+def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, depth: int, epochs: int,
+               batch_size: int, w_lr: float, w_lr_min: float, w_momentum: float, w_nesterov: bool = True,
+               w_wd: float, grad_clip: float | None, a_lr: float, a_betas=(0.5, 0.999), a_wd: float,
+               tau_max: float, tau_min: float, seed: int, device,
                checkpoint=None, progress: bool = True, image_size: int | None = None, select_num: int = 100,
                select_batch_size: int | None = None, track_running_stats: bool = False, hvp_r: float = 1e-2,
                valid_images: int | None = None, channels_last: bool = True,
@@ -291,16 +314,19 @@ def run_search(method: str, splits: Splits, *, C: int, N: int, epochs: int, batc
          (epochs + final pick, resumed epochs included), "device", "epochs", "resumed_from", "completed",
          "config" (the SearchConfig as a dict)}
 
-    `image_size` defaults to the images' size; `select_batch_size` (images per candidate in RSPS/SETN's
-    pick, and the batch of the per-epoch validation) defaults to `batch_size`; `valid_images` caps the
-    images of the per-epoch validation (None = the whole valid half). `stop_after_epochs` ends the call
-    early (to simulate an interruption; `completed` is then False and `best` None).
+    `space` is "nb201" (`depth` = cells per stage) or "darts" (`depth` = total cells, DARTS' `layers`);
+    `SPACE_METHODS` lists the methods of each. `image_size` defaults to the images' size;
+    `select_batch_size` (images per candidate in RSPS/SETN's pick, and the batch of the per-epoch
+    validation) defaults to `batch_size`; `valid_images` caps the images of the per-epoch validation
+    (None = the whole valid half). `stop_after_epochs` ends the call early (to simulate an interruption;
+    `completed` is then False and `best` None).
     """
     if splits.eval_split != "valid":
         raise ParamsError("differentiable search: load the data with eval_split='valid' (the architecture is "
                           "trained on the valid half of the training images, never on the test split)")
-    cfg = SearchConfig(method=method, C=C, N=N, epochs=epochs, batch_size=batch_size, w_lr=w_lr,
-                       w_lr_min=w_lr_min, w_momentum=w_momentum, w_wd=w_wd,
+    cfg = SearchConfig(method=method, space=space, C=C, depth=depth, epochs=epochs, batch_size=batch_size,
+                       w_lr=w_lr, w_lr_min=w_lr_min, w_momentum=w_momentum, w_nesterov=w_nesterov,
+                       w_wd=w_wd,
                        grad_clip=grad_clip if grad_clip else None, a_lr=a_lr, a_betas=tuple(a_betas),
                        a_wd=a_wd, tau_max=tau_max, tau_min=tau_min,
                        image_size=int(image_size or splits.image_size), select_num=select_num,
@@ -312,12 +338,14 @@ def run_search(method: str, splits: Splits, *, C: int, N: int, epochs: int, batc
     w_mode, a_mode = _MODES[method]
 
     seed_everything(seed)
-    model = NB201SearchNetwork(C, N, splits.num_classes, mode=w_mode, seed=seed,
-                               track_running_stats=cfg.track_running_stats).to(device)
+    network = NB201SearchNetwork if space == "nb201" else DartsSearchNetwork
+    model = network(C, depth, splits.num_classes, mode=w_mode, seed=seed,
+                    track_running_stats=cfg.track_running_stats).to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     weights, alphas = model.weights(), model.arch_parameters()
-    w_opt = torch.optim.SGD(weights, lr=w_lr, momentum=w_momentum, nesterov=w_momentum > 0, weight_decay=w_wd)
+    w_opt = torch.optim.SGD(weights, lr=w_lr, momentum=w_momentum, nesterov=cfg.w_nesterov and w_momentum > 0,
+                            weight_decay=w_wd)
     a_opt = torch.optim.Adam(alphas, lr=a_lr, betas=cfg.a_betas, weight_decay=a_wd)
 
     def loader(x, y, train, bs, s):
@@ -440,7 +468,7 @@ def run_search(method: str, splits: Splits, *, C: int, N: int, epochs: int, batc
     if completed:
         t0 = time.perf_counter()
         if method == "rsps":
-            archs = [space.decode(model.sample_uniform()) for _ in range(cfg.select_num)]
+            archs = [model.random_arch() for _ in range(cfg.select_num)]
             selection = _select(model, eval_loader, archs)
             best = selection["best"]
         elif method == "setn":
