@@ -3,7 +3,6 @@ ground truth and correlation sheets), plots, and the DVC metrics file."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 from openpyxl import Workbook

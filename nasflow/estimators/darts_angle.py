@@ -45,8 +45,10 @@ from torch import nn
 
 from nasflow.estimators.angle import _arccos_of, _as_supernet, _get, _model_state
 from nasflow.models.darts import DilConv, FactorizedReduce, SepConv
-from nasflow.models.darts_supernet import NONE, DartsSearchCell, arch_to_edge_ops
-from nasflow.models.ops import ReLUConvBN, Zero
+from nasflow.models.darts import Zero
+from nasflow.models.darts_search import DartsSearchCell
+from nasflow.models.darts_supernet import NONE, arch_to_edge_ops
+from nasflow.models.ops import ReLUConvBN
 from nasflow.spaces import darts as space
 
 __all__ = [

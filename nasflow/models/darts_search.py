@@ -59,26 +59,17 @@ MODES = ("darts", "gdas", "uniform", "fixed")
 N_OPS = len(space.OPS)  # 8
 NONE = space.OPS.index("none")
 EDGE_START = {k: sum(range(2, k)) for k in space.NODES}  # node k's edges are EDGE_START[k] + input
-N_EDGES = sum(space.NODES)  # 2 + 3 + 4 + 5 = 14
+N_EDGES = space.N_EDGES  # 2 + 3 + 4 + 5 = 14
 _CHOICES = space.choices()
-_OP_INDEX = {op: i for i, op in enumerate(space.OPS)}
 
 EdgeOps = tuple[tuple[int, ...], tuple[int, ...]]
-
-
-def _cell_edge_ops(pairs) -> tuple[int, ...]:
-    ops = [NONE] * N_EDGES
-    for i, (op, inp) in enumerate(pairs):
-        ops[EDGE_START[space.NODES[i // 2]] + inp] = _OP_INDEX[op]
-    return tuple(ops)
 
 
 def edge_ops(arch) -> EdgeOps:
     """`arch` as (normal, reduce) edge ops, 14 indices into `OPS` each (`none` where a genotype has no
     pair). `arch` is a genotype (string or object with its fields) or already such a pair."""
     if isinstance(arch, str) or all(hasattr(arch, f) for f in ("normal", "reduce", "normal_concat")):
-        g = space.parse(arch)
-        return _cell_edge_ops(g.normal), _cell_edge_ops(g.reduce)
+        return space.to_edge_ops(arch)
     try:
         cells = tuple(tuple(operator.index(o) for o in cell) for cell in arch)
     except TypeError:
@@ -113,7 +104,7 @@ class DartsSearchCell(nn.Module):
                  affine: bool = False, track_running_stats: bool = False):
         super().__init__()
         bn = dict(affine=affine, track_running_stats=track_running_stats)
-        self.reduction = reduction
+        self.C, self.reduction = C, reduction
         if reduction_prev:
             self.preprocess0 = FactorizedReduce(C_prev_prev, C, **bn)
         else:
@@ -187,7 +178,7 @@ class DartsSearchCell(nn.Module):
         return self._output(states)
 
     def extra_repr(self) -> str:
-        return f"reduction={self.reduction}"
+        return f"C={self.C}, reduction={self.reduction}"
 
 
 class DartsSearchNetwork(nn.Module):

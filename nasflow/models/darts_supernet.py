@@ -7,9 +7,10 @@ A cell preprocesses its inputs to its channel count C (node 0: FactorizedReduce 
 reduction cell, else ReLU-Conv1x1-BN; node 1: ReLU-Conv1x1-BN), then its 4 intermediate nodes each read
 *every* earlier node: 14 edges (edge order: `space.EDGE_INPUTS`), each holding all 8 ops of `space.OPS`
 (`cell.edges[e][o]` is op `OPS[o]` of edge e; stride 2 on the edges from nodes 0 and 1 of a reduction cell).
-The ops are those of the evaluation network (`nasflow.models.darts.make_op`), except that the pools are
-followed by an affine BatchNorm2d, as in RLNAS' MixedOp; `none` (zeros) is never run. Unlike the NB201
-supernet, every BN is affine (RLNAS builds every op with `affine=True`). The output concatenates nodes 2..5.
+The cells are the differentiable search's (`nasflow.models.darts_search.DartsSearchCell`: the evaluation
+network's ops, pools followed by a BatchNorm2d, as in RLNAS' MixedOp), built with affine BNs that track
+running statistics (RLNAS builds every op with `affine=True`; unlike the NB201 supernet); `none` (zeros) is
+never run. The output concatenates nodes 2..5.
 
 `forward(x, arch=None)`:
 
@@ -32,18 +33,15 @@ checkpoint draws exactly the paths an uninterrupted run would have drawn.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from nasflow.errors import ArchError
-from nasflow.models.darts import FactorizedReduce, make_op
-from nasflow.models.ops import ReLUConvBN, Zero
+from nasflow.models.darts_search import DartsSearchCell
 from nasflow.spaces import darts as space
 
-__all__ = ["DartsSearchCell", "DartsSupernet", "arch_to_edge_ops", "sample_edge_ops", "NONE"]
+__all__ = ["DartsSupernet", "arch_to_edge_ops", "sample_edge_ops", "NONE"]
 
 NONE = space.NONE_INDEX
 N_OPS = len(space.OPS)
@@ -73,54 +71,6 @@ def arch_to_edge_ops(arch) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return space.to_edge_ops(arch)
 
 
-def _edge_op(name: str, C: int, stride: int) -> nn.Module:
-    if name == "none":
-        return Zero()  # never run (the cell skips `none` edges)
-    op = make_op(name, C, stride)
-    if "pool" in name:  # RLNAS' MixedOp: pool -> affine BN
-        op = nn.Sequential(op, nn.BatchNorm2d(C, affine=True))
-    return op
-
-
-class DartsSearchCell(nn.Module):
-    """A DARTS cell holding all 8 ops on each of its 14 edges; `forward(s0, s1, ops)` runs one choice."""
-
-    def __init__(self, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool):
-        super().__init__()
-        self.C, self.reduction, self.reduction_prev = C, reduction, reduction_prev
-        if reduction_prev:
-            self.preprocess0 = FactorizedReduce(C_prev_prev, C)
-        else:
-            self.preprocess0 = ReLUConvBN(C_prev_prev, C, 1)
-        self.preprocess1 = ReLUConvBN(C_prev, C, 1)
-        self.edges = nn.ModuleList(
-            nn.ModuleList(_edge_op(op, C, 2 if reduction and inp < 2 else 1) for op in space.OPS)
-            for _node, inp in space.EDGE_INPUTS
-        )
-        self.multiplier = len(space.CONCAT)
-
-    def stride(self, edge: int) -> int:
-        return 2 if self.reduction and space.EDGE_INPUTS[edge][1] < 2 else 1
-
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, ops: Sequence[int]) -> torch.Tensor:
-        states = [self.preprocess0(s0), self.preprocess1(s1)]
-        for k in space.NODES:
-            acc = None
-            for inp, e in enumerate(space.NODE_EDGES[k]):
-                o = ops[e]
-                if o == NONE:
-                    continue  # `none` adds zeros: skip it
-                out = self.edges[e][o](states[inp])
-                acc = out if acc is None else acc + out
-            if acc is None:  # unreachable for validated archs (two edges per node)
-                raise ArchError(f"node {k} has no non-none edge")
-            states.append(acc)
-        return torch.cat([states[k] for k in space.CONCAT], dim=1)
-
-    def extra_repr(self) -> str:
-        return f"C={self.C}, reduction={self.reduction}"
-
-
 class DartsSupernet(nn.Module):
     """The DARTS-space one-shot supernet (RLNAS: C=16, 8 layers). See the module docstring."""
 
@@ -143,7 +93,8 @@ class DartsSupernet(nn.Module):
             reduction = i in self.reduction_layers
             if reduction:
                 C_curr *= 2
-            cell = DartsSearchCell(C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+            cell = DartsSearchCell(C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
+                                   affine=True, track_running_stats=True)  # RLNAS: affine BNs everywhere
             self.cells.append(cell)
             reduction_prev = reduction
             C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
