@@ -5,17 +5,21 @@ gives the steady-state seconds per epoch (the fastest epoch after the first, whi
 seconds per iteration (one train batch + one valid batch), images per second (train-half images) and
 the cost relative to GDAS. An epoch's seconds include its validation pass (the derived arch over the valid
 half, no augmentation; a few percent of the epoch). RSPS/SETN's final pick (`--select-num` archs, one
-valid batch each) is reported separately since it is paid once per search.
+valid batch each) is reported separately since it is paid once per search. ENAS' epoch includes its
+controller's training (`--ctl-train-steps` x `--ctl-num-aggregate` forwards of the shared network on valid
+batches, ADL: 50 x 20 = 1,000 per epoch whatever the data size, so with few `--images` its relative cost is
+far above the paper-size one) and its 10-sample per-epoch pick; its final pick (`--select-num` controller
+samples) is reported like RSPS/SETN's.
 
 Small size on the CPU (the default; CIFAR-10 from ../shared/data/cifar10.npz when present, else digits):
 
     python benchmarks/search_cost.py                      # C=8, N=1, 16 px, 1,024 images per half
-    python benchmarks/search_cost.py --space darts        # DARTS space: C=8, 5 layers (no SETN)
+    python benchmarks/search_cost.py --space darts        # DARTS space: C=8, 5 layers (no SETN, ENAS)
 
 Paper size on a GPU (NB201: C=16, N=5, 32 px, batch 64, 25k images per half; then multiply s/epoch by the
-paper's epochs -- GDAS 240 (ADL's GDAS.config; 250 in the paper's text), DARTS 50, RSPS/SETN 250 --
-to compare with NB201's search seconds: RSPS 8007, DARTS-V1 11626, DARTS-V2 35782, GDAS 31610,
-SETN 34140):
+paper's epochs -- GDAS 240 (ADL's GDAS.config; 250 in the paper's text), DARTS 50, RSPS/SETN 250, ENAS
+310 (ADL's ENAS.config; ADL trains ENAS at batch 128) -- to compare with NB201's search seconds: RSPS 8007,
+DARTS-V1 11626, DARTS-V2 35782, GDAS 31610, SETN 34140):
 
     python benchmarks/search_cost.py --device cuda --C 16 --N 5 --image-size 32 --images 25000 --epochs 2
 
@@ -46,7 +50,7 @@ from nasflow.data import load_dataset  # noqa: E402
 from nasflow.search.differentiable import SPACE_METHODS, run_search  # noqa: E402
 
 # NB201's search runs (the nb201 space only)
-PAPER_EPOCHS = {"gdas": 240, "darts-v1": 50, "darts-v2": 50, "rsps": 250, "setn": 250}
+PAPER_EPOCHS = {"gdas": 240, "darts-v1": 50, "darts-v2": 50, "rsps": 250, "setn": 250, "enas": 310}
 PAPER_SECONDS = {"rsps": 8007.13, "darts-v1": 11625.77, "darts-v2": 35781.80, "gdas": 31609.80, "setn": 34139.53}
 # space -> (C, depth, weight decay, nesterov) defaults: small CPU sizes; NB201's ADL / DARTS' own optimiser
 SPACE_DEFAULTS = {"nb201": (8, 1, 5e-4, True), "darts": (8, 5, 3e-4, False)}
@@ -65,6 +69,9 @@ def main():
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--select-num", type=int, default=100)
+    ap.add_argument("--ctl-train-steps", type=int, default=50, help="ENAS controller steps per epoch (ADL: 50)")
+    ap.add_argument("--ctl-num-aggregate", type=int, default=20,
+                    help="ENAS valid batches per controller step (ADL: 20)")
     ap.add_argument("--methods", default=None, help="comma-separated (default: every method of the space)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -97,7 +104,8 @@ def main():
                        batch_size=args.batch_size, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9,
                        w_nesterov=w_nesterov, w_wd=w_wd, grad_clip=5.0, a_lr=3e-4,
                        a_betas=(0.5, 0.999), a_wd=1e-3, tau_max=10.0, tau_min=0.1, seed=0, device=args.device,
-                       progress=False, image_size=args.image_size, select_num=args.select_num)
+                       progress=False, image_size=args.image_size, select_num=args.select_num,
+                       ctl_train_steps=args.ctl_train_steps, ctl_num_aggregate=args.ctl_num_aggregate)
         wall = time.perf_counter() - t0
         secs = [h["seconds"] for h in r["history"]]
         epoch_s = min(secs[1:]) if len(secs) > 1 else secs[0]
@@ -105,8 +113,8 @@ def main():
                      "ms_per_iteration": 1000 * epoch_s / steps, "images_per_s": n_train / epoch_s,
                      "select_seconds": (r["selection"] or {}).get("seconds"), "wall_seconds": wall,
                      "best": r["best"],
-                     "paper_epochs": PAPER_EPOCHS[method] if args.space == "nb201" else None,
-                     "paper_search_seconds": PAPER_SECONDS[method] if args.space == "nb201" else None})
+                     "paper_epochs": PAPER_EPOCHS.get(method) if args.space == "nb201" else None,
+                     "paper_search_seconds": PAPER_SECONDS.get(method) if args.space == "nb201" else None})
         print(f"{method}: {epoch_s:.2f} s/epoch", file=sys.stderr)
     gdas = next((r["epoch_seconds"] for r in rows if r["method"] == "gdas"), None)
     for r in rows:
@@ -135,7 +143,8 @@ def main():
         "space": args.space, "data": data_name, "images_per_half": n_train, "valid_images": len(splits.y_eval),
         "C": args.C, "depth": args.depth, "w_wd": w_wd, "w_nesterov": w_nesterov,
         "image_size": args.image_size, "batch_size": args.batch_size, "epochs": args.epochs,
-        "select_num": args.select_num, "iterations_per_epoch": steps, "device": device,
+        "select_num": args.select_num, "ctl_train_steps": args.ctl_train_steps,
+        "ctl_num_aggregate": args.ctl_num_aggregate, "iterations_per_epoch": steps, "device": device,
         "torch": torch.__version__, "python": platform.python_version(), "rows": rows,
     }, indent=1) + "\n")
 

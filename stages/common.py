@@ -75,8 +75,20 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
             raise ParamsError(f"{source}: supernet.arch_sets: 'all' enumerates the nb201 space only; the {params['space']} space is too large (use [sampled])")
         if "setn" in params["differentiable"]["methods"]:
             raise ParamsError(f"{source}: differentiable.methods: setn ranks every cell of the space, nb201 only (use gdas, darts-v1, darts-v2, rsps)")
+        if "enas" in params["differentiable"]["methods"]:
+            raise ParamsError(f"{source}: differentiable.methods: enas runs in the nb201 space only (its controller samples NB201 cells; use gdas, darts-v1, darts-v2, rsps)")
     depth_key, other = {"nb201": ("cells_per_stage", "layers"), "darts": ("layers", "cells_per_stage")}[params["space"]]
     diff = params["differentiable"]
+    section = schema["properties"]["differentiable"]
+    per_method = {"type": "object", "additionalProperties": False, "properties": {
+        k: v for k, v in section["properties"].items() if k not in ("methods", "overrides", "cells_per_stage", "layers")}}
+    for method, values in diff.get("overrides", {}).items():
+        if method not in section["properties"]["methods"]["items"]["enum"]:
+            raise ParamsError(f"{source}: differentiable.overrides: unknown method {method!r}")
+        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(per_method).iter_errors(values))
+        if error is not None:
+            where = ".".join(["differentiable", "overrides", method, *map(str, error.absolute_path)])
+            raise ParamsError(f"{source}: {where}: {error.message}")
     if other in diff:
         raise ParamsError(f"{source}: differentiable.{other}: not a key of the {params['space']} space (use {depth_key})")
     if depth_key not in diff:

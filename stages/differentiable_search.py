@@ -1,10 +1,12 @@
 """DAG node `differentiable_search`: one differentiable / weight-sharing search (GDAS, DARTS-V1, DARTS-V2,
-RSPS, SETN; nasflow.search.differentiable) in the params' `space` (nb201: all five; darts: all but SETN),
-its arch going on to `found_ground_truth`.
+RSPS, SETN, ENAS; nasflow.search.differentiable) in the params' `space` (nb201: all six; darts: all but SETN
+and ENAS), its arch going on to `found_ground_truth`.
 
     python -m stages.differentiable_search --params params.yaml --method gdas --out results/search/gdas.json
 
-Parameters: the `differentiable:` section of params.yaml (`epochs` is a number or a per-method mapping).
+Parameters: the `differentiable:` section of params.yaml (`epochs` is a number or a per-method mapping;
+`overrides: {method: {key: value}}` sets any other key for one method, e.g. ENAS' own batch size and lr). The
+`ctl_*` keys set ENAS' controller and are passed to (and part of the work-dir digest of) ENAS only.
 The supernet's depth is `cells_per_stage` in the nb201 space and `layers` (total cells) in the darts space.
 The data are loaded with eval_split "valid": weights train on the first half of the training images, the
 architecture on the second. The search checkpoints every epoch under results/work/search-<method>-<digest>/
@@ -20,17 +22,25 @@ from stages.training import load_splits, work_dir
 
 # key -> run_search keyword (None: not passed through)
 KEYS = {
-    "methods": None, "channels": "C", "cells_per_stage": "depth", "layers": "depth", "image_size": "image_size",
-    "batch_size": "batch_size",
+    "methods": None, "overrides": None, "channels": "C", "cells_per_stage": "depth", "layers": "depth",
+    "image_size": "image_size", "batch_size": "batch_size",
     "epochs": "epochs", "w_lr": "w_lr", "w_lr_min": "w_lr_min", "w_momentum": "w_momentum",
     "w_nesterov": "w_nesterov", "w_wd": "w_wd",
     "grad_clip": "grad_clip", "a_lr": "a_lr", "a_betas": "a_betas", "a_wd": "a_wd", "tau_max": "tau_max",
     "tau_min": "tau_min", "select_num": "select_num", "select_batch_size": "select_batch_size",
     "track_running_stats": "track_running_stats", "valid_images": "valid_images",
+    **{k: k for k in ("ctl_lstm_size", "ctl_lstm_layers", "ctl_tanh_constant", "ctl_temperature", "ctl_lr",
+                      "ctl_betas", "ctl_eps", "ctl_entropy_weight", "ctl_baseline_decay", "ctl_train_steps",
+                      "ctl_num_aggregate", "ctl_baseline_mode")},
 }
 DEFAULTS = {"methods": ["gdas", "darts-v1", "darts-v2", "rsps", "setn"], "w_lr_min": 0.001, "w_momentum": 0.9,
             "w_nesterov": True, "grad_clip": 5.0, "a_betas": [0.5, 0.999], "tau_max": 10.0, "tau_min": 0.1,
-            "select_num": 100, "select_batch_size": None, "track_running_stats": False, "valid_images": None}
+            "select_num": 100, "select_batch_size": None, "track_running_stats": False, "valid_images": None,
+            # ENAS' controller (ADL ENAS.sh / ENAS.config)
+            "ctl_lstm_size": 32, "ctl_lstm_layers": 2, "ctl_tanh_constant": 2.5, "ctl_temperature": 5.0,
+            "ctl_lr": 1e-3, "ctl_betas": [0.0, 0.999], "ctl_eps": 1e-3, "ctl_entropy_weight": 1e-4,
+            "ctl_baseline_decay": 0.99, "ctl_train_steps": 50, "ctl_num_aggregate": 20,
+            "ctl_baseline_mode": "running"}
 REQUIRED = ("channels", "image_size", "batch_size", "epochs", "w_lr", "w_wd", "a_lr", "a_wd")  # + DEPTH_KEYS
 DEPTH_KEYS = {"nb201": "cells_per_stage", "darts": "layers"}  # space -> its depth key (the other is an error)
 
@@ -61,7 +71,12 @@ def search_config(params: dict, method: str) -> dict:
     missing = [k for k in REQUIRED + (depth_key,) if k not in section]
     if missing:
         raise ParamsError(f"differentiable: missing key(s) {', '.join(missing)}")
-    d = {**DEFAULTS, **section}
+    overrides = section.get("overrides") or {}
+    per_method = overrides.get(method) or {}
+    bad = sorted(set(per_method) - set(KEYS) | {"methods", "overrides", "cells_per_stage", "layers"} & set(per_method))
+    if bad:
+        raise ParamsError(f"differentiable.overrides.{method}: key(s) {', '.join(bad)} cannot be set per method")
+    d = {**DEFAULTS, **section, **per_method}  # a method's overrides win (ADL trains ENAS with its own batch/lr/wd)
     epochs = d["epochs"]
     if isinstance(epochs, dict):
         if method not in epochs:
@@ -72,6 +87,10 @@ def search_config(params: dict, method: str) -> dict:
     cfg["depth"] = d[depth_key]
     cfg["epochs"] = epochs
     cfg["a_betas"] = tuple(cfg["a_betas"])
+    if method == "enas":
+        cfg["ctl_betas"] = tuple(cfg["ctl_betas"])
+    else:  # the other methods' keywords (and work-dir digests) stay as they were
+        cfg = {k: v for k, v in cfg.items() if not k.startswith("ctl_")}
     return cfg
 
 

@@ -228,7 +228,7 @@ def test_refuses_test_split_and_unknown_method(digits):
         run_search("gdas", load_dataset("digits", eval_split="test", subset=64), epochs=1, **KW)
     with pytest.raises(ParamsError, match="unknown method"):
         run_search("enas-x", digits, epochs=1, **KW)
-    assert set(METHODS) == {"gdas", "darts-v1", "darts-v2", "rsps", "setn"}
+    assert set(METHODS) == {"gdas", "darts-v1", "darts-v2", "rsps", "setn", "enas"}
 
 
 # ------------------------------------------------------------------------------------------------ stage

@@ -29,6 +29,10 @@ def test_default_and_paper_params_are_valid():
     (lambda p: p.update(ground_truth={"source": "table", "setting": "full"}), "ground_truth.path: required"),
     (lambda p: p["settings"]["bpe2"].update(epochs=0), "settings.bpe2.epochs: 0 is less than the minimum of 1"),
     (lambda p: p["differentiable"].update(layers=8), "differentiable.layers: not a key of the nb201 space"),
+    (lambda p: p["differentiable"].update(overrides={"enas": {"batchsize": 128}}),
+     "differentiable.overrides.enas: Additional properties are not allowed ('batchsize' was unexpected)"),
+    (lambda p: p["differentiable"].update(overrides={"enas": {"w_lr": -1}}), "differentiable.overrides.enas.w_lr: -1"),
+    (lambda p: p["differentiable"].update(overrides={"enaz": {"w_lr": 1}}), "differentiable.overrides: unknown method 'enaz'"),
 ])
 def test_bad_params_name_the_key(edit, message):
     params = copy.deepcopy(DEFAULT)

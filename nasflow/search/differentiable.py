@@ -1,6 +1,6 @@
-"""Differentiable and weight-sharing search: GDAS, DARTS (first and second order), RSPS and SETN, as
+"""Differentiable and weight-sharing search: GDAS, DARTS (first and second order), RSPS, SETN and ENAS, as
 NAS-Bench-201's baselines run them (ADL exps/NAS-Bench-201-algos: GDAS.py, DARTS-V1.py, DARTS-V2.py,
-RANDOM-NAS.py, SETN.py), in two spaces (`space`):
+RANDOM-NAS.py, SETN.py, ENAS.py), in two spaces (`space`):
 
     nb201   `nasflow.models.nb201_search.NB201SearchNetwork`; `depth` = cells per stage (N). All methods.
     darts   `nasflow.models.darts_search.DartsSearchNetwork` (quark0/darts' 8-op supernet, two alpha
@@ -29,6 +29,12 @@ Methods (one iteration = one train batch + one valid batch):
     setn      weights: one uniform path per batch; alphas: softmax-weighted mixed ops (ADL `joint`).
               Result: the best of the `select_num` archs most probable under softmax(alphas), each
               scored on one valid batch (ADL SETN `get_best_arch`).
+    enas      weights: the arch sampled by an LSTM controller (`nasflow.search.enas`, no grad) per batch;
+              no alphas. After the weight steps of an epoch, the controller trains by REINFORCE for
+              `ctl_train_steps * ctl_num_aggregate` valid batches (reward = the sampled arch's batch accuracy
+              + `ctl_entropy_weight` * entropy, moving-average baseline, one Adam step per `ctl_num_aggregate`
+              batches); then 10 controller samples are scored on one valid batch each and the best is the
+              epoch's arch. Result: the best of `select_num` controller samples, one valid batch each.
 
 DARTS-V2 takes the alpha step *before* the weight step (as ADL and DARTS do); the others after it.
 Weights: SGD (Nesterov unless `w_nesterov` is False) with momentum `w_momentum`, weight decay `w_wd`,
@@ -37,20 +43,30 @@ iteration), gradient norm clipped to `grad_clip` over the weights. Alphas: Adam(
 decay `a_wd`). GDAS' tau falls linearly from `tau_max` (first epoch) to `tau_min` (last epoch):
 tau_e = tau_max - (tau_max - tau_min) * e / (epochs - 1).
 
+ENAS' controller lives on the CPU whatever `device` (a batch-1 LSTM); its Adam (`ctl_lr`, `ctl_betas`,
+`ctl_eps`) takes the place of the alpha optimizer. The `ctl_*` settings only enter the config of ENAS.
+
 Every epoch appends to `history`: epoch, lr (at its start), tau, train loss/acc (weight steps), arch
 loss/acc (alpha steps; augmented, train mode), valid loss/acc (eval mode, no augmentation, of the derived
 arch -- for RSPS of a uniform path per batch, as ADL's RANDOM-NAS `valid_func`), the derived arch (argmax
 of alphas; None for RSPS), alphas (`model.probs()`: softmax per edge, NB201 [6][5], DARTS [2][14][8]; None
-for RSPS) and seconds. With `checkpoint` the whole state (model incl. alphas and the path RNG, both
-optimizers, the scheduler, RNG states, history) is written atomically after every epoch and a rerun resumes
-from it; on the CPU the resumed run ends with bit-identical alphas.
+for RSPS and ENAS) and seconds; ENAS adds ctl_loss, ctl_reward, ctl_entropy (means over the controller
+steps), ctl_baseline (at the epoch's end), ctl_grad_norm and pick_batch_acc, its arch_loss/arch_acc being
+the sampled archs' on the controller's batches. With `checkpoint` the whole state (model incl. alphas and
+the path RNG, both optimizers, the scheduler, RNG states, history; ENAS' controller and baseline) is written
+atomically after every epoch and a rerun resumes from it; on the CPU the resumed run ends with
+bit-identical alphas (ENAS: controller, baseline and pick).
 
 Where this differs from ADL's scripts: the gradient norm is clipped over the weights only (ADL's GDAS and
 DARTS clip `network.parameters()`, alphas included, whose gradients from the weight step are then zeroed;
 SETN's script does not clip); `valid_acc` is the *derived* arch's (ADL's DARTS scripts evaluate the mixed
 supernet, GDAS reports the alpha-step accuracy, here `arch_acc`), so it shows the discretisation gap;
 the learning rate follows torch's CosineAnnealingLR per iteration rather than ADL's own cosine helper
-(same curve).
+(same curve). ENAS: by default the baseline is a running average over every controller step of the search
+(`ctl_baseline_mode="adl"` reproduces ADL's, which every step of an epoch recomputes from the epoch's
+starting value: see `nasflow.search.enas`); the cosine has no warm-up (ADL: 10 of its 310 epochs); the
+epoch's and the final picks score on the valid half without augmentation (ADL's reuse the augmented
+controller loader).
 """
 
 from __future__ import annotations
@@ -68,14 +84,16 @@ from nasflow.data import DeviceLoader, Splits
 from nasflow.errors import CheckpointError, ParamsError
 from nasflow.models.darts_search import DartsSearchNetwork
 from nasflow.models.nb201_search import NB201SearchNetwork
+from nasflow.search.enas import BASELINE_MODES, EPOCH_PICK, Controller, sample_archs, train_controller
+from nasflow.spaces import nb201 as nb201_space
 from nasflow.train import _progress, _rng_state, _save_checkpoint, _set_rng_state, seed_everything
 
 __all__ = ["METHODS", "SPACE_METHODS", "SearchConfig", "run_search", "hessian_vector_product",
            "darts_v2_arch_grad"]
 
-METHODS = ("gdas", "darts-v1", "darts-v2", "rsps", "setn")
+METHODS = ("gdas", "darts-v1", "darts-v2", "rsps", "setn", "enas")
 # The methods each space supports: SETN's final pick ranks whole archs by probability (a top-k over the
-# space), which the ~1e18 DARTS genotypes do not allow.
+# space), which the ~1e18 DARTS genotypes do not allow; ENAS' controller samples NB201 cells.
 SPACE_METHODS = {"nb201": METHODS, "darts": ("gdas", "darts-v1", "darts-v2", "rsps")}
 CHECKPOINT_FORMAT = 1
 
@@ -86,7 +104,11 @@ _MODES = {
     "darts-v2": ("darts", "darts"),
     "rsps": ("uniform", None),
     "setn": ("uniform", "darts"),
+    "enas": ("uniform", None),  # every forward passes the controller's arch explicitly
 }
+CTL_DEFAULTS = dict(ctl_lstm_size=32, ctl_lstm_layers=2, ctl_tanh_constant=2.5, ctl_temperature=5.0, ctl_lr=1e-3,
+                    ctl_betas=(0.0, 0.999), ctl_eps=1e-3, ctl_entropy_weight=1e-4, ctl_baseline_decay=0.99,
+                    ctl_train_steps=50, ctl_num_aggregate=20, ctl_baseline_mode="running")
 
 
 @dataclass
@@ -117,6 +139,19 @@ class SearchConfig:
     hvp_r: float
     valid_images: int | None
     channels_last: bool
+    # ENAS' controller (ADL ENAS.sh / ENAS.config); not part of `plain()` for the other methods
+    ctl_lstm_size: int = 32
+    ctl_lstm_layers: int = 2
+    ctl_tanh_constant: float = 2.5
+    ctl_temperature: float = 5.0
+    ctl_lr: float = 1e-3
+    ctl_betas: tuple = (0.0, 0.999)
+    ctl_eps: float = 1e-3
+    ctl_entropy_weight: float = 1e-4
+    ctl_baseline_decay: float = 0.99
+    ctl_train_steps: int = 50
+    ctl_num_aggregate: int = 20
+    ctl_baseline_mode: str = "running"
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -148,12 +183,37 @@ class SearchConfig:
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ParamsError(f"a_betas: expected two numbers in [0, 1) (got {self.a_betas!r})")
         self.a_betas = betas
+        for key in ("ctl_lstm_size", "ctl_lstm_layers", "ctl_train_steps", "ctl_num_aggregate"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ParamsError(f"{key}: expected a positive integer (got {v!r})")
+        for key in ("ctl_tanh_constant", "ctl_temperature", "ctl_lr", "ctl_eps"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ParamsError(f"{key}: expected a positive number (got {v!r})")
+        if isinstance(self.ctl_entropy_weight, bool) or not isinstance(self.ctl_entropy_weight, (int, float)) \
+                or self.ctl_entropy_weight < 0:
+            raise ParamsError(f"ctl_entropy_weight: expected a number >= 0 (got {self.ctl_entropy_weight!r})")
+        if not isinstance(self.ctl_baseline_decay, (int, float)) or not 0 <= self.ctl_baseline_decay <= 1:
+            raise ParamsError(f"ctl_baseline_decay: expected 0 <= value <= 1 (got {self.ctl_baseline_decay!r})")
+        ctl_betas = tuple(float(b) for b in self.ctl_betas)
+        if len(ctl_betas) != 2 or not all(0 <= b < 1 for b in ctl_betas):
+            raise ParamsError(f"ctl_betas: expected two numbers in [0, 1) (got {self.ctl_betas!r})")
+        self.ctl_betas = ctl_betas
+        if self.ctl_baseline_mode not in BASELINE_MODES:
+            raise ParamsError(f"ctl_baseline_mode: expected one of {', '.join(BASELINE_MODES)} "
+                              f"(got {self.ctl_baseline_mode!r})")
         if self.valid_images is not None and (not isinstance(self.valid_images, int) or self.valid_images < 1):
             raise ParamsError(f"valid_images: expected a positive integer or null (got {self.valid_images!r})")
 
     def plain(self) -> dict:
         d = asdict(self)
         d["a_betas"] = list(d["a_betas"])
+        if self.method == "enas":
+            d["ctl_betas"] = list(d["ctl_betas"])
+        else:  # the other methods' configs (and checkpoints) stay as they were
+            for key in CTL_DEFAULTS:
+                del d[key]
         return d
 
 
@@ -278,6 +338,54 @@ def _select(model: nn.Module, loader: DeviceLoader, archs: list[str]) -> dict:
             "candidates": [{"arch": a, "batch_acc": acc} for a, acc in scored]}
 
 
+def _enas_epoch(epoch: int, *, model, controller: Controller, w_opt, ctl_opt, sched, train_loader: DeviceLoader,
+                ctl_loader: DeviceLoader, eval_loader: DeviceLoader, cfg: SearchConfig, baseline, bar
+                ) -> tuple[dict, float | None]:
+    """One ENAS epoch (ADL ENAS.py): the shared network's weight steps, each on an arch sampled from the
+    controller; the controller's REINFORCE steps on the valid half; the epoch's pick. Returns (the history
+    record without its seconds, the baseline)."""
+    device = next(model.parameters()).device
+    weights = model.weights()
+    lr_now = w_opt.param_groups[0]["lr"]
+    model.train()
+    controller.eval()
+    train_loader.set_epoch(epoch)
+    w_loss = torch.zeros((), device=device)
+    w_correct = torch.zeros((), dtype=torch.int64, device=device)
+    w_seen = 0
+    for xt, yt in train_loader:
+        with torch.no_grad():
+            ops = controller()[2]
+        logits = model(xt, arch=ops)
+        loss = F.cross_entropy(logits, yt)
+        w_opt.zero_grad(set_to_none=True)
+        loss.backward(inputs=weights)
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
+        w_opt.step()
+        w_loss += loss.detach() * yt.shape[0]
+        w_correct += (logits.detach().argmax(1) == yt).sum()
+        w_seen += int(yt.shape[0])
+        sched.step()
+        bar.update(1)
+
+    ctl = train_controller(controller, ctl_opt, model, _cycle(ctl_loader, epoch), steps=cfg.ctl_train_steps,
+                           num_aggregate=cfg.ctl_num_aggregate, entropy_weight=cfg.ctl_entropy_weight,
+                           baseline_decay=cfg.ctl_baseline_decay, baseline=baseline, grad_clip=5.0,
+                           baseline_mode=cfg.ctl_baseline_mode)
+    pick = _select(model, eval_loader, [nb201_space.decode(ops) for ops in sample_archs(controller, EPOCH_PICK)])
+    v_loss, v_acc = _evaluate(model, eval_loader, arch=pick["best"])
+    record = {
+        "epoch": epoch + 1, "lr": lr_now, "tau": None,
+        "train_loss": float(w_loss) / max(w_seen, 1), "train_acc": 100.0 * int(w_correct) / max(w_seen, 1),
+        "arch_loss": ctl["ce"], "arch_acc": ctl["acc"], "valid_loss": v_loss, "valid_acc": v_acc,
+        "arch": pick["best"], "alphas": None,
+        "ctl_loss": ctl["loss"], "ctl_reward": ctl["reward"], "ctl_entropy": ctl["entropy"],
+        "ctl_baseline": ctl["baseline"], "ctl_grad_norm": ctl["grad_norm"], "pick_batch_acc": pick["best_batch_acc"],
+    }
+    return record, ctl["baseline"]
+
+
 def _load(path: Path, cfg: SearchConfig, seed: int) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -285,7 +393,7 @@ def _load(path: Path, cfg: SearchConfig, seed: int) -> dict:
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}); delete it to start "
                               "again") from None
     need = ("format", "kind", "cfg", "seed", "epoch", "model", "w_optimizer", "a_optimizer", "w_scheduler",
-            "history", "rng")
+            "history", "rng") + (("controller", "baseline") if cfg.method == "enas" else ())
     if not isinstance(state, dict) or any(k not in state for k in need) or state["kind"] != "search":
         raise CheckpointError(f"{path}: not a nasflow search checkpoint")
     if state["cfg"] != cfg.plain():
@@ -306,11 +414,15 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
                checkpoint=None, progress: bool = True, image_size: int | None = None, select_num: int = 100,
                select_batch_size: int | None = None, track_running_stats: bool = False, hvp_r: float = 1e-2,
                valid_images: int | None = None, channels_last: bool = True,
-               stop_after_epochs: int | None = None) -> dict:
+               stop_after_epochs: int | None = None, ctl_lstm_size: int = 32, ctl_lstm_layers: int = 2,
+               ctl_tanh_constant: float = 2.5, ctl_temperature: float = 5.0, ctl_lr: float = 1e-3,
+               ctl_betas=(0.0, 0.999), ctl_eps: float = 1e-3, ctl_entropy_weight: float = 1e-4,
+               ctl_baseline_decay: float = 0.99, ctl_train_steps: int = 50, ctl_num_aggregate: int = 20,
+               ctl_baseline_mode: str = "running") -> dict:
     """Run one search (see the module docstring) and return
 
         {"method", "best" (canonical arch string), "history" (one record per epoch), "alphas" (final
-         softmax per edge, None for rsps), "selection" (rsps/setn: the scored candidates), "seconds"
+         softmax per edge, None for rsps/enas), "selection" (rsps/setn/enas: the scored candidates), "seconds"
          (epochs + final pick, resumed epochs included), "device", "epochs", "resumed_from", "completed",
          "config" (the SearchConfig as a dict)}
 
@@ -319,7 +431,8 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
     `select_batch_size` (images per candidate in RSPS/SETN's pick, and the batch of the per-epoch
     validation) defaults to `batch_size`; `valid_images` caps the images of the per-epoch validation
     (None = the whole valid half). `stop_after_epochs` ends the call early (to simulate an interruption;
-    `completed` is then False and `best` None).
+    `completed` is then False and `best` None). The `ctl_*` keywords set ENAS' controller (see
+    `nasflow.search.enas`; ADL's ENAS values by default) and are ignored by the other methods.
     """
     if splits.eval_split != "valid":
         raise ParamsError("differentiable search: load the data with eval_split='valid' (the architecture is "
@@ -332,7 +445,12 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
                        image_size=int(image_size or splits.image_size), select_num=select_num,
                        select_batch_size=int(select_batch_size or batch_size),
                        track_running_stats=bool(track_running_stats), hvp_r=hvp_r, valid_images=valid_images,
-                       channels_last=bool(channels_last))
+                       channels_last=bool(channels_last), ctl_lstm_size=ctl_lstm_size,
+                       ctl_lstm_layers=ctl_lstm_layers, ctl_tanh_constant=ctl_tanh_constant,
+                       ctl_temperature=ctl_temperature, ctl_lr=ctl_lr, ctl_betas=tuple(ctl_betas), ctl_eps=ctl_eps,
+                       ctl_entropy_weight=ctl_entropy_weight, ctl_baseline_decay=ctl_baseline_decay,
+                       ctl_train_steps=ctl_train_steps, ctl_num_aggregate=ctl_num_aggregate,
+                       ctl_baseline_mode=ctl_baseline_mode)
     device = torch.device(device)
     cuda = device.type == "cuda"
     w_mode, a_mode = _MODES[method]
@@ -346,7 +464,15 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
     weights, alphas = model.weights(), model.arch_parameters()
     w_opt = torch.optim.SGD(weights, lr=w_lr, momentum=w_momentum, nesterov=cfg.w_nesterov and w_momentum > 0,
                             weight_decay=w_wd)
-    a_opt = torch.optim.Adam(alphas, lr=a_lr, betas=cfg.a_betas, weight_decay=a_wd)
+    enas = method == "enas"
+    controller, baseline = None, None
+    if enas:  # the controller's Adam takes the alpha optimizer's place (and checkpoint slot)
+        controller = Controller(nb201_space.N_EDGES, len(nb201_space.OPS), lstm_size=cfg.ctl_lstm_size,
+                                lstm_layers=cfg.ctl_lstm_layers, tanh_constant=cfg.ctl_tanh_constant,
+                                temperature=cfg.ctl_temperature)
+        a_opt = torch.optim.Adam(controller.parameters(), lr=cfg.ctl_lr, betas=cfg.ctl_betas, eps=cfg.ctl_eps)
+    else:
+        a_opt = torch.optim.Adam(alphas, lr=a_lr, betas=cfg.a_betas, weight_decay=a_wd)
 
     def loader(x, y, train, bs, s):
         return DeviceLoader(x, y, batch_size=bs, device=device, image_size=cfg.image_size, train=train,
@@ -366,6 +492,9 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
             w_opt.load_state_dict(state["w_optimizer"])
             a_opt.load_state_dict(state["a_optimizer"])
             sched.load_state_dict(state["w_scheduler"])
+            if enas:
+                controller.load_state_dict(state["controller"])
+                baseline = state["baseline"]
         except Exception as e:
             raise CheckpointError(f"{ckpt}: checkpoint does not match this search "
                                   f"({type(e).__name__})") from None
@@ -377,7 +506,8 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
     x_val, y_val = splits.x_eval, splits.y_eval
     if valid_images is not None:
         x_val, y_val = x_val[:valid_images], y_val[:valid_images]
-    arch_loader = loader(splits.x_eval, splits.y_eval, True, batch_size, seed + 100_003) if a_mode else None
+    arch_loader = (loader(splits.x_eval, splits.y_eval, True, batch_size, seed + 100_003)
+                   if a_mode or enas else None)
     eval_loader = loader(x_val, y_val, False, cfg.select_batch_size, seed)
 
     last = epochs if stop_after_epochs is None else min(epochs, int(stop_after_epochs))
@@ -385,81 +515,91 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
     try:
         for epoch in range(start, last):
             t0 = time.perf_counter()
-            tau = tau_max - (tau_max - tau_min) * epoch / (epochs - 1) if epochs > 1 else tau_max
-            model.set_tau(tau)
-            lr_now = w_opt.param_groups[0]["lr"]
-            model.train()
-            train_loader.set_epoch(epoch)
-            arch_batches = _cycle(arch_loader, epoch) if a_mode else None
-            zero = torch.zeros((), device=device)
-            w_loss, a_loss = zero.clone(), zero.clone()
-            w_correct = torch.zeros((), dtype=torch.int64, device=device)
-            a_correct = w_correct.clone()
-            w_seen = a_seen = 0
-            for xt, yt in train_loader:
-                xv = yv = None
-                if a_mode:
-                    xv, yv = next(arch_batches)
-                if method == "darts-v2":  # alpha step first, on the unrolled model
-                    model.set_mode(a_mode)
-                    a_opt.zero_grad(set_to_none=True)
-                    loss, logits = darts_v2_arch_grad(model, w_opt, (xt, yt), (xv, yv), r=hvp_r)
-                    a_opt.step()
-                    a_loss += loss * yv.shape[0]
-                    a_correct += (logits.argmax(1) == yv).sum()
-                    a_seen += int(yv.shape[0])
-
-                model.set_mode(w_mode)
-                logits = model(xt)
-                loss = F.cross_entropy(logits, yt)
-                w_opt.zero_grad(set_to_none=True)
-                loss.backward(inputs=weights)
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
-                w_opt.step()
-                w_loss += loss.detach() * yt.shape[0]
-                w_correct += (logits.detach().argmax(1) == yt).sum()
-                w_seen += int(yt.shape[0])
-
-                if a_mode and method != "darts-v2":
-                    model.set_mode(a_mode)
-                    logits = model(xv)
-                    loss = F.cross_entropy(logits, yv)
-                    a_opt.zero_grad(set_to_none=True)
-                    loss.backward(inputs=alphas)
-                    a_opt.step()
-                    a_loss += loss.detach() * yv.shape[0]
-                    a_correct += (logits.detach().argmax(1) == yv).sum()
-                    a_seen += int(yv.shape[0])
-                sched.step()
-                bar.update(1)
-
-            if method == "rsps":
-                arch = None
-                v_loss, v_acc = _evaluate(model, eval_loader, mode="uniform")
+            if enas:
+                record, baseline = _enas_epoch(
+                    epoch, model=model, controller=controller, w_opt=w_opt, ctl_opt=a_opt, sched=sched,
+                    train_loader=train_loader, ctl_loader=arch_loader, eval_loader=eval_loader, cfg=cfg,
+                    baseline=baseline, bar=bar)
+                if cuda:
+                    torch.cuda.synchronize(device)
+                record["seconds"] = time.perf_counter() - t0
             else:
-                arch = model.genotype()
-                v_loss, v_acc = _evaluate(model, eval_loader, arch=arch)
-            model.set_mode(w_mode)
-            if cuda:
-                torch.cuda.synchronize(device)
-            record = {
-                "epoch": epoch + 1, "lr": lr_now, "tau": tau if method == "gdas" else None,
-                "train_loss": float(w_loss) / max(w_seen, 1), "train_acc": 100.0 * int(w_correct) / max(w_seen, 1),
-                "arch_loss": float(a_loss) / a_seen if a_seen else None,
-                "arch_acc": 100.0 * int(a_correct) / a_seen if a_seen else None,
-                "valid_loss": v_loss, "valid_acc": v_acc, "arch": arch,
-                "alphas": None if method == "rsps" else model.probs().cpu().tolist(),
-                "seconds": time.perf_counter() - t0,
-            }
+                tau = tau_max - (tau_max - tau_min) * epoch / (epochs - 1) if epochs > 1 else tau_max
+                model.set_tau(tau)
+                lr_now = w_opt.param_groups[0]["lr"]
+                model.train()
+                train_loader.set_epoch(epoch)
+                arch_batches = _cycle(arch_loader, epoch) if a_mode else None
+                zero = torch.zeros((), device=device)
+                w_loss, a_loss = zero.clone(), zero.clone()
+                w_correct = torch.zeros((), dtype=torch.int64, device=device)
+                a_correct = w_correct.clone()
+                w_seen = a_seen = 0
+                for xt, yt in train_loader:
+                    xv = yv = None
+                    if a_mode:
+                        xv, yv = next(arch_batches)
+                    if method == "darts-v2":  # alpha step first, on the unrolled model
+                        model.set_mode(a_mode)
+                        a_opt.zero_grad(set_to_none=True)
+                        loss, logits = darts_v2_arch_grad(model, w_opt, (xt, yt), (xv, yv), r=hvp_r)
+                        a_opt.step()
+                        a_loss += loss * yv.shape[0]
+                        a_correct += (logits.argmax(1) == yv).sum()
+                        a_seen += int(yv.shape[0])
+
+                    model.set_mode(w_mode)
+                    logits = model(xt)
+                    loss = F.cross_entropy(logits, yt)
+                    w_opt.zero_grad(set_to_none=True)
+                    loss.backward(inputs=weights)
+                    if cfg.grad_clip:
+                        nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
+                    w_opt.step()
+                    w_loss += loss.detach() * yt.shape[0]
+                    w_correct += (logits.detach().argmax(1) == yt).sum()
+                    w_seen += int(yt.shape[0])
+
+                    if a_mode and method != "darts-v2":
+                        model.set_mode(a_mode)
+                        logits = model(xv)
+                        loss = F.cross_entropy(logits, yv)
+                        a_opt.zero_grad(set_to_none=True)
+                        loss.backward(inputs=alphas)
+                        a_opt.step()
+                        a_loss += loss.detach() * yv.shape[0]
+                        a_correct += (logits.detach().argmax(1) == yv).sum()
+                        a_seen += int(yv.shape[0])
+                    sched.step()
+                    bar.update(1)
+
+                if method == "rsps":
+                    arch = None
+                    v_loss, v_acc = _evaluate(model, eval_loader, mode="uniform")
+                else:
+                    arch = model.genotype()
+                    v_loss, v_acc = _evaluate(model, eval_loader, arch=arch)
+                model.set_mode(w_mode)
+                if cuda:
+                    torch.cuda.synchronize(device)
+                record = {
+                    "epoch": epoch + 1, "lr": lr_now, "tau": tau if method == "gdas" else None,
+                    "train_loss": float(w_loss) / max(w_seen, 1), "train_acc": 100.0 * int(w_correct) / max(w_seen, 1),
+                    "arch_loss": float(a_loss) / a_seen if a_seen else None,
+                    "arch_acc": 100.0 * int(a_correct) / a_seen if a_seen else None,
+                    "valid_loss": v_loss, "valid_acc": v_acc, "arch": arch,
+                    "alphas": None if method == "rsps" else model.probs().cpu().tolist(),
+                    "seconds": time.perf_counter() - t0,
+                }
             history.append(record)
-            bar.set_postfix(valid=f"{v_acc:.1f}", refresh=False)
+            bar.set_postfix(valid=f"{record['valid_acc']:.1f}", refresh=False)
             if ckpt is not None:
+                extra = {"controller": controller.state_dict(), "baseline": baseline} if enas else {}
                 _save_checkpoint(ckpt, {
                     "format": CHECKPOINT_FORMAT, "kind": "search", "cfg": cfg.plain(), "seed": seed,
                     "epoch": epoch + 1, "model": model.state_dict(), "w_optimizer": w_opt.state_dict(),
                     "a_optimizer": a_opt.state_dict(), "w_scheduler": sched.state_dict(), "history": history,
-                    "rng": _rng_state()})
+                    "rng": _rng_state(), **extra})
     finally:
         bar.close()
 
@@ -474,6 +614,10 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
         elif method == "setn":
             selection = _select(model, eval_loader, model.topk_archs(cfg.select_num))
             best = selection["best"]
+        elif enas:
+            archs = [nb201_space.decode(ops) for ops in sample_archs(controller, cfg.select_num)]
+            selection = _select(model, eval_loader, archs)
+            best = selection["best"]
         else:
             best = model.genotype()
         if cuda:
@@ -485,7 +629,7 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
         "method": method,
         "best": best,
         "history": history,
-        "alphas": None if method == "rsps" else model.probs().cpu().tolist(),
+        "alphas": None if method in ("rsps", "enas") else model.probs().cpu().tolist(),
         "selection": selection,
         "seconds": sum(h["seconds"] for h in history) + t_sel,
         "device": str(device),

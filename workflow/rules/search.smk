@@ -62,12 +62,13 @@ DIFFERENTIABLE_SEARCHES = [f"results/search/{m}.json" for m in DIFFERENTIABLE]
 
 rule differentiable_search:
     input:
-        code=code("stages/differentiable_search.py", "nasflow/search/differentiable.py", "nasflow/models/nb201_search.py")
+        code=code("stages/differentiable_search.py", "nasflow/search/differentiable.py", "nasflow/search/enas.py",
+                  "nasflow/models/nb201_search.py")
         + TRAIN_CODE,
     output:
         "results/search/{method}.json",
     wildcard_constraints:
-        method="gdas|darts-v1|darts-v2|rsps|setn",
+        method="gdas|darts-v1|darts-v2|rsps|setn|enas",
     params:
         differentiable=config["differentiable"],
         space=config["space"],
