@@ -3,11 +3,11 @@ import pytest
 import torch
 from torch.distributions import Categorical
 
-from nasflow.data import load_dataset
 from nasflow.errors import ParamsError
 from nasflow.search.differentiable import METHODS, SPACE_METHODS, run_search
 from nasflow.search.enas import Controller, reinforce_loss, train_controller, update_baseline
 from nasflow.spaces import nb201 as space
+from tests.test_differentiable import _no_seconds, digits  # noqa: F401 - the same tiny search split
 
 KW = dict(C=4, depth=1, batch_size=64, w_lr=0.05, w_lr_min=0.0005, w_momentum=0.9, w_wd=2.5e-4, grad_clip=5.0,
           a_lr=3e-4, a_wd=1e-3, tau_max=10.0, tau_min=0.1, seed=0, device="cpu", progress=False, image_size=8,
@@ -16,15 +16,6 @@ KW = dict(C=4, depth=1, batch_size=64, w_lr=0.05, w_lr_min=0.0005, w_momentum=0.
 
 def setup_module():
     torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", eval_split="valid", subset=192)
-
-
-def _no_seconds(history):
-    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
 
 
 # ------------------------------------------------------------------------------------------ controller

@@ -183,6 +183,15 @@ def _arccos_of(dot: float, n0: float, n1: float) -> float:
     return math.acos(min(1.0, max(-1.0, dot / denom)))
 
 
+def _arccos_of_rows(total: np.ndarray) -> np.ndarray:
+    """`_arccos_of` for rows of (dot, |init|^2, |trained|^2): [A, 3] -> [A] radians."""
+    denom = np.sqrt(total[:, 1] * total[:, 2])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.arccos(np.clip(total[:, 0] / denom, -1.0, 1.0))
+    out[denom == 0] = 0.0
+    return out
+
+
 def angle(init_state, trained_state, arch, supernet) -> float:
     """RLNAS angle (radians) of `arch` between two states of `supernet`; 0 when all 4 paths are dropped."""
     if not kept_paths(arch):
@@ -233,11 +242,8 @@ class AngleScorer:
             kept = np.all(ops[:, idx] != NONE, axis=1)
             total += kept[:, None] * per_edge[:, idx].sum(axis=1)
             any_kept |= kept
-        denom = np.sqrt(total[:, 1] * total[:, 2])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cos = np.clip(total[:, 0] / denom, -1.0, 1.0)
-        out = np.arccos(cos)
-        out[~any_kept | (denom == 0)] = 0.0
+        out = _arccos_of_rows(total)
+        out[~any_kept] = 0.0
         return out
 
     def score(self, arch) -> float:

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasflow.estimators.angle import _arccos_of, _as_supernet, _get, _model_state
+from nasflow.estimators.angle import _arccos_of, _arccos_of_rows, _as_supernet, _get, _model_state
 from nasflow.models.darts import DilConv, FactorizedReduce, SepConv
 from nasflow.models.darts import Zero
 from nasflow.models.darts_search import DartsSearchCell
@@ -230,12 +230,7 @@ class DartsAngleScorer:
             kept = ~(is_none[:, None, :] & _PATH_MASK[None, :, :]).any(axis=2)  # [A, 30]
             uses = kept.astype(np.float64) @ _INCIDENCE                        # [A, 14] kept paths per edge
             total += np.einsum("ae,aec->ac", uses, per_edge)
-        denom = np.sqrt(total[:, 1] * total[:, 2])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cos = np.clip(total[:, 0] / denom, -1.0, 1.0)
-        out = np.arccos(cos)
-        out[denom == 0] = 0.0
-        return out
+        return _arccos_of_rows(total)
 
     def score(self, arch) -> float:
         return float(self.scores([arch])[0])

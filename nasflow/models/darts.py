@@ -63,6 +63,7 @@ __all__ = [
     "Cell",
     "AuxiliaryHeadCIFAR",
     "NetworkCIFAR",
+    "build_stem_and_cells",
 ]
 
 
@@ -224,6 +225,30 @@ class AuxiliaryHeadCIFAR(nn.Module):
         return self.classifier(x.flatten(1))
 
 
+def build_stem_and_cells(module: nn.Module, C: int, layers: int, make_cell) -> list[int]:
+    """DARTS' macro-structure up to the head, on `module` (the evaluation network, the RLNAS supernet and the
+    differentiable search network share it): `stem` (Conv 3x3, 3 -> 3C, + BN; stem multiplier 3) and `cells`,
+    `layers` cells from `make_cell(C_prev_prev, C_prev, C_cell, reduction, reduction_prev)`, cells layers//3 and
+    2*layers//3 reducing (channels doubled there); sets `reduction_layers`. Returns each cell's output channels
+    (`cell.multiplier * C_cell`)."""
+    module.reduction_layers = tuple(sorted({layers // 3, 2 * layers // 3}))
+    C_curr = 3 * C
+    module.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+    C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
+    cells, out_channels, reduction_prev = [], [], False
+    for i in range(layers):
+        reduction = i in module.reduction_layers
+        if reduction:
+            C_curr *= 2
+        cell = make_cell(C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
+        cells.append(cell)
+        reduction_prev = reduction
+        C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
+        out_channels.append(C_prev)
+    module.cells = nn.ModuleList(cells)
+    return out_channels
+
+
 class NetworkCIFAR(nn.Module):
     """DARTS's CIFAR evaluation network for one genotype; DARTS trains it with C=36, 20 layers."""
 
@@ -235,29 +260,12 @@ class NetworkCIFAR(nn.Module):
         self.genotype = space.format(g)
         self.C, self.layers, self.num_classes = C, layers, num_classes
         self.drop_path_prob = 0.0  # set (ramped) by the trainer; used in training mode only
-        self.reduction_layers = tuple(sorted({layers // 3, 2 * layers // 3}))
         self.aux_layer = 2 * layers // 3
-
-        stem_multiplier = 3
-        C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, C_curr, 3, padding=1, bias=False),
-            nn.BatchNorm2d(C_curr),
-        )
-        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        C_aux = None
-        for i in range(layers):
-            reduction = i in self.reduction_layers
-            if reduction:
-                C_curr *= 2
-            cell = Cell(g.reduce if reduction else g.normal, C_prev_prev, C_prev, C_curr, reduction, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
-            if i == self.aux_layer:
-                C_aux = C_prev
+        out_channels = build_stem_and_cells(
+            self, C, layers,
+            lambda C_pp, C_p, C_cell, reduction, reduction_prev: Cell(
+                g.reduce if reduction else g.normal, C_pp, C_p, C_cell, reduction, reduction_prev))
+        C_prev, C_aux = out_channels[-1], out_channels[self.aux_layer]
         self.auxiliary_head = AuxiliaryHeadCIFAR(C_aux, num_classes) if auxiliary else None
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_prev, num_classes)

@@ -48,9 +48,9 @@ import torch
 from torch import nn
 
 from nasflow.errors import ArchError, ParamsError
-from nasflow.models.darts import FactorizedReduce, make_op
+from nasflow.models.darts import FactorizedReduce, build_stem_and_cells, make_op
 from nasflow.models.nb201_search import gumbel_hard_weights
-from nasflow.models.ops import ReLUConvBN
+from nasflow.models.ops import ReLUConvBN, load_path_rng_state, path_rng_state
 from nasflow.spaces import darts as space
 
 __all__ = ["DartsSearchNetwork", "DartsSearchCell", "MODES", "N_EDGES", "EDGE_START", "edge_ops"]
@@ -204,24 +204,12 @@ class DartsSearchNetwork(nn.Module):
         self.tau = 10.0
         self.last_arch: EdgeOps | None = None
         self._path_rng = random.Random(seed)
-        self.reduction_layers = tuple(sorted({layers // 3, 2 * layers // 3}))
-
-        stem_multiplier = 3
-        C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
-        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
-        cells = []
-        reduction_prev = False
-        for i in range(layers):
-            reduction = i in self.reduction_layers
-            if reduction:
-                C_curr *= 2
-            cell = DartsSearchCell(C_prev_prev, C_prev, C_curr, reduction, reduction_prev, affine=affine,
-                                   track_running_stats=track_running_stats)
-            cells.append(cell)
-            reduction_prev = reduction
-            C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
-        self.cells = nn.ModuleList(cells)
+        out_channels = build_stem_and_cells(
+            self, C, layers,
+            lambda C_pp, C_p, C_cell, reduction, reduction_prev: DartsSearchCell(
+                C_pp, C_p, C_cell, reduction, reduction_prev, affine=affine,
+                track_running_stats=track_running_stats))
+        C_prev = out_channels[-1]
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_prev, num_classes)
         self.alphas_normal = nn.Parameter(1e-3 * torch.randn(N_EDGES, N_OPS))
@@ -277,13 +265,10 @@ class DartsSearchNetwork(nn.Module):
         return space.decode([self._path_rng.randrange(n) for n in _CHOICES])
 
     def get_extra_state(self) -> dict:
-        version, internal, gauss = self._path_rng.getstate()
-        return {"path_rng_version": int(version), "path_rng": torch.tensor(internal, dtype=torch.int64),
-                "path_rng_gauss": gauss, "tau": float(self.tau)}
+        return {**path_rng_state(self._path_rng), "tau": float(self.tau)}
 
     def set_extra_state(self, state: dict) -> None:
-        internal = tuple(int(v) for v in state["path_rng"].tolist())
-        self._path_rng.setstate((int(state["path_rng_version"]), internal, state["path_rng_gauss"]))
+        load_path_rng_state(self._path_rng, state)
         self.tau = float(state.get("tau", self.tau))
 
     # ---------------------------------------------------------------------------------------- forward

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nasflow.models.darts import build_stem_and_cells
 from nasflow.models.darts_search import DartsSearchCell
 from nasflow.spaces import darts as space
 
@@ -81,23 +82,13 @@ class DartsSupernet(nn.Module):
         self.C, self.layers, self.num_classes = C, layers, num_classes
         self.fixed_arch = None  # when set, forward(x) uses it instead of sampling
         self.last_sampled: tuple[tuple[int, ...], tuple[int, ...]] | None = None
-        self.reduction_layers = tuple(sorted({layers // 3, 2 * layers // 3}))
         self._path_rng = np.random.RandomState(seed)
-
-        C_curr = 3 * C  # stem multiplier 3
-        self.stem = nn.Sequential(nn.Conv2d(3, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
-        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(layers):
-            reduction = i in self.reduction_layers
-            if reduction:
-                C_curr *= 2
-            cell = DartsSearchCell(C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
-                                   affine=True, track_running_stats=True)  # RLNAS: affine BNs everywhere
-            self.cells.append(cell)
-            reduction_prev = reduction
-            C_prev_prev, C_prev = C_prev, cell.multiplier * C_curr
+        out_channels = build_stem_and_cells(
+            self, C, layers,
+            lambda C_pp, C_p, C_cell, reduction, reduction_prev: DartsSearchCell(
+                C_pp, C_p, C_cell, reduction, reduction_prev,
+                affine=True, track_running_stats=True))  # RLNAS: affine BNs everywhere
+        C_prev = out_channels[-1]
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C_prev, num_classes)
 

@@ -48,7 +48,7 @@ from torch import nn
 from nasflow.errors import ArchError, ParamsError
 from nasflow.models.nb201_supernet import SearchCell, arch_to_ops
 from nasflow.models.nb201 import build_macro
-from nasflow.models.ops import ResNetBasicBlock
+from nasflow.models.ops import ResNetBasicBlock, load_path_rng_state, path_rng_state
 from nasflow.spaces import nb201 as space
 
 __all__ = ["NB201SearchNetwork", "MODES", "gumbel_hard_weights"]
@@ -185,13 +185,10 @@ class NB201SearchNetwork(nn.Module):
         return tuple(out)
 
     def get_extra_state(self) -> dict:
-        version, internal, gauss = self._path_rng.getstate()
-        return {"path_rng_version": int(version), "path_rng": torch.tensor(internal, dtype=torch.int64),
-                "path_rng_gauss": gauss, "tau": float(self.tau)}
+        return {**path_rng_state(self._path_rng), "tau": float(self.tau)}
 
     def set_extra_state(self, state: dict) -> None:
-        internal = tuple(int(v) for v in state["path_rng"].tolist())
-        self._path_rng.setstate((int(state["path_rng_version"]), internal, state["path_rng_gauss"]))
+        load_path_rng_state(self._path_rng, state)
         self.tau = float(state.get("tau", self.tau))
 
     def search_cells(self) -> list[SearchCell]:

@@ -33,7 +33,7 @@ from torch import nn
 
 from nasflow.errors import ArchError
 from nasflow.models.nb201 import build_macro
-from nasflow.models.ops import ResNetBasicBlock, make_op
+from nasflow.models.ops import ResNetBasicBlock, load_path_rng_state, make_op, path_rng_state
 from nasflow.spaces import nb201 as space
 
 __all__ = ["SearchCell", "NB201Supernet", "sample_cell_ops", "arch_to_ops", "NONE"]
@@ -154,14 +154,10 @@ class NB201Supernet(nn.Module):
         self._path_rng = random.Random(seed)
 
     def get_extra_state(self) -> dict:
-        version, internal, gauss = self._path_rng.getstate()
-        return {"path_rng_version": int(version),
-                "path_rng": torch.tensor(internal, dtype=torch.int64),
-                "path_rng_gauss": gauss}
+        return path_rng_state(self._path_rng)
 
     def set_extra_state(self, state: dict) -> None:
-        internal = tuple(int(v) for v in state["path_rng"].tolist())
-        self._path_rng.setstate((int(state["path_rng_version"]), internal, state["path_rng_gauss"]))
+        load_path_rng_state(self._path_rng, state)
 
     def search_cells(self) -> list[SearchCell]:
         """The 3N search cells (without the reduction blocks), in order."""

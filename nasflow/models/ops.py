@@ -14,6 +14,7 @@ settings: True for fixed-arch networks, `affine=False` for weight-sharing supern
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 import torch
@@ -27,7 +28,23 @@ __all__ = [
     "AvgPool",
     "ResNetBasicBlock",
     "make_op",
+    "path_rng_state",
+    "load_path_rng_state",
 ]
+
+
+def path_rng_state(rng: random.Random) -> dict:
+    """A supernet's path RNG as state-dict extra state: tensors and plain numbers, so that checkpoints load
+    with `torch.load(weights_only=True)` and a resumed run draws the paths an uninterrupted one would."""
+    version, internal, gauss = rng.getstate()
+    return {"path_rng_version": int(version), "path_rng": torch.tensor(internal, dtype=torch.int64),
+            "path_rng_gauss": gauss}
+
+
+def load_path_rng_state(rng: random.Random, state: dict) -> None:
+    """Restore what `path_rng_state` saved."""
+    internal = tuple(int(v) for v in state["path_rng"].tolist())
+    rng.setstate((int(state["path_rng_version"]), internal, state["path_rng_gauss"]))
 
 
 class ReLUConvBN(nn.Sequential):

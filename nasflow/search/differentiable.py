@@ -338,6 +338,86 @@ def _select(model: nn.Module, loader: DeviceLoader, archs: list[str]) -> dict:
             "candidates": [{"arch": a, "batch_acc": acc} for a, acc in scored]}
 
 
+def _weight_step(model: nn.Module, w_opt, weights: list, x: torch.Tensor, y: torch.Tensor, grad_clip, **forward_kw
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step of the network weights on (x, y); returns the detached (loss, logits)."""
+    logits = model(x, **forward_kw)
+    loss = F.cross_entropy(logits, y)
+    w_opt.zero_grad(set_to_none=True)
+    loss.backward(inputs=weights)
+    if grad_clip:
+        nn.utils.clip_grad_norm_(weights, grad_clip)
+    w_opt.step()
+    return loss.detach(), logits.detach()
+
+
+def _alpha_epoch(epoch: int, tau: float, *, model, w_opt, a_opt, sched, train_loader: DeviceLoader,
+                 arch_loader: DeviceLoader | None, eval_loader: DeviceLoader, cfg: SearchConfig, bar) -> dict:
+    """One epoch of GDAS / DARTS / RSPS / SETN: per train batch a weight step and (but RSPS) an alpha step on a
+    valid batch. Returns the history record without its seconds."""
+    method = cfg.method
+    w_mode, a_mode = _MODES[method]
+    device = next(model.parameters()).device
+    weights, alphas = model.weights(), model.arch_parameters()
+    model.set_tau(tau)
+    lr_now = w_opt.param_groups[0]["lr"]
+    model.train()
+    train_loader.set_epoch(epoch)
+    arch_batches = _cycle(arch_loader, epoch) if a_mode else None
+    zero = torch.zeros((), device=device)
+    w_loss, a_loss = zero.clone(), zero.clone()
+    w_correct = torch.zeros((), dtype=torch.int64, device=device)
+    a_correct = w_correct.clone()
+    w_seen = a_seen = 0
+    for xt, yt in train_loader:
+        xv = yv = None
+        if a_mode:
+            xv, yv = next(arch_batches)
+        if method == "darts-v2":  # alpha step first, on the unrolled model
+            model.set_mode(a_mode)
+            a_opt.zero_grad(set_to_none=True)
+            loss, logits = darts_v2_arch_grad(model, w_opt, (xt, yt), (xv, yv), r=cfg.hvp_r)
+            a_opt.step()
+            a_loss += loss * yv.shape[0]
+            a_correct += (logits.argmax(1) == yv).sum()
+            a_seen += int(yv.shape[0])
+
+        model.set_mode(w_mode)
+        loss, logits = _weight_step(model, w_opt, weights, xt, yt, cfg.grad_clip)
+        w_loss += loss * yt.shape[0]
+        w_correct += (logits.argmax(1) == yt).sum()
+        w_seen += int(yt.shape[0])
+
+        if a_mode and method != "darts-v2":
+            model.set_mode(a_mode)
+            logits = model(xv)
+            loss = F.cross_entropy(logits, yv)
+            a_opt.zero_grad(set_to_none=True)
+            loss.backward(inputs=alphas)
+            a_opt.step()
+            a_loss += loss.detach() * yv.shape[0]
+            a_correct += (logits.detach().argmax(1) == yv).sum()
+            a_seen += int(yv.shape[0])
+        sched.step()
+        bar.update(1)
+
+    if method == "rsps":
+        arch = None
+        v_loss, v_acc = _evaluate(model, eval_loader, mode="uniform")
+    else:
+        arch = model.genotype()
+        v_loss, v_acc = _evaluate(model, eval_loader, arch=arch)
+    model.set_mode(w_mode)
+    return {
+        "epoch": epoch + 1, "lr": lr_now, "tau": tau if method == "gdas" else None,
+        "train_loss": float(w_loss) / max(w_seen, 1), "train_acc": 100.0 * int(w_correct) / max(w_seen, 1),
+        "arch_loss": float(a_loss) / a_seen if a_seen else None,
+        "arch_acc": 100.0 * int(a_correct) / a_seen if a_seen else None,
+        "valid_loss": v_loss, "valid_acc": v_acc, "arch": arch,
+        "alphas": None if method == "rsps" else model.probs().cpu().tolist(),
+    }
+
+
 def _enas_epoch(epoch: int, *, model, controller: Controller, w_opt, ctl_opt, sched, train_loader: DeviceLoader,
                 ctl_loader: DeviceLoader, eval_loader: DeviceLoader, cfg: SearchConfig, baseline, bar
                 ) -> tuple[dict, float | None]:
@@ -356,15 +436,9 @@ def _enas_epoch(epoch: int, *, model, controller: Controller, w_opt, ctl_opt, sc
     for xt, yt in train_loader:
         with torch.no_grad():
             ops = controller()[2]
-        logits = model(xt, arch=ops)
-        loss = F.cross_entropy(logits, yt)
-        w_opt.zero_grad(set_to_none=True)
-        loss.backward(inputs=weights)
-        if cfg.grad_clip:
-            nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
-        w_opt.step()
-        w_loss += loss.detach() * yt.shape[0]
-        w_correct += (logits.detach().argmax(1) == yt).sum()
+        loss, logits = _weight_step(model, w_opt, weights, xt, yt, cfg.grad_clip, arch=ops)
+        w_loss += loss * yt.shape[0]
+        w_correct += (logits.argmax(1) == yt).sum()
         w_seen += int(yt.shape[0])
         sched.step()
         bar.update(1)
@@ -520,77 +594,14 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
                     epoch, model=model, controller=controller, w_opt=w_opt, ctl_opt=a_opt, sched=sched,
                     train_loader=train_loader, ctl_loader=arch_loader, eval_loader=eval_loader, cfg=cfg,
                     baseline=baseline, bar=bar)
-                if cuda:
-                    torch.cuda.synchronize(device)
-                record["seconds"] = time.perf_counter() - t0
             else:
                 tau = tau_max - (tau_max - tau_min) * epoch / (epochs - 1) if epochs > 1 else tau_max
-                model.set_tau(tau)
-                lr_now = w_opt.param_groups[0]["lr"]
-                model.train()
-                train_loader.set_epoch(epoch)
-                arch_batches = _cycle(arch_loader, epoch) if a_mode else None
-                zero = torch.zeros((), device=device)
-                w_loss, a_loss = zero.clone(), zero.clone()
-                w_correct = torch.zeros((), dtype=torch.int64, device=device)
-                a_correct = w_correct.clone()
-                w_seen = a_seen = 0
-                for xt, yt in train_loader:
-                    xv = yv = None
-                    if a_mode:
-                        xv, yv = next(arch_batches)
-                    if method == "darts-v2":  # alpha step first, on the unrolled model
-                        model.set_mode(a_mode)
-                        a_opt.zero_grad(set_to_none=True)
-                        loss, logits = darts_v2_arch_grad(model, w_opt, (xt, yt), (xv, yv), r=hvp_r)
-                        a_opt.step()
-                        a_loss += loss * yv.shape[0]
-                        a_correct += (logits.argmax(1) == yv).sum()
-                        a_seen += int(yv.shape[0])
-
-                    model.set_mode(w_mode)
-                    logits = model(xt)
-                    loss = F.cross_entropy(logits, yt)
-                    w_opt.zero_grad(set_to_none=True)
-                    loss.backward(inputs=weights)
-                    if cfg.grad_clip:
-                        nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
-                    w_opt.step()
-                    w_loss += loss.detach() * yt.shape[0]
-                    w_correct += (logits.detach().argmax(1) == yt).sum()
-                    w_seen += int(yt.shape[0])
-
-                    if a_mode and method != "darts-v2":
-                        model.set_mode(a_mode)
-                        logits = model(xv)
-                        loss = F.cross_entropy(logits, yv)
-                        a_opt.zero_grad(set_to_none=True)
-                        loss.backward(inputs=alphas)
-                        a_opt.step()
-                        a_loss += loss.detach() * yv.shape[0]
-                        a_correct += (logits.detach().argmax(1) == yv).sum()
-                        a_seen += int(yv.shape[0])
-                    sched.step()
-                    bar.update(1)
-
-                if method == "rsps":
-                    arch = None
-                    v_loss, v_acc = _evaluate(model, eval_loader, mode="uniform")
-                else:
-                    arch = model.genotype()
-                    v_loss, v_acc = _evaluate(model, eval_loader, arch=arch)
-                model.set_mode(w_mode)
-                if cuda:
-                    torch.cuda.synchronize(device)
-                record = {
-                    "epoch": epoch + 1, "lr": lr_now, "tau": tau if method == "gdas" else None,
-                    "train_loss": float(w_loss) / max(w_seen, 1), "train_acc": 100.0 * int(w_correct) / max(w_seen, 1),
-                    "arch_loss": float(a_loss) / a_seen if a_seen else None,
-                    "arch_acc": 100.0 * int(a_correct) / a_seen if a_seen else None,
-                    "valid_loss": v_loss, "valid_acc": v_acc, "arch": arch,
-                    "alphas": None if method == "rsps" else model.probs().cpu().tolist(),
-                    "seconds": time.perf_counter() - t0,
-                }
+                record = _alpha_epoch(epoch, tau, model=model, w_opt=w_opt, a_opt=a_opt, sched=sched,
+                                      train_loader=train_loader, arch_loader=arch_loader, eval_loader=eval_loader,
+                                      cfg=cfg, bar=bar)
+            if cuda:
+                torch.cuda.synchronize(device)
+            record["seconds"] = time.perf_counter() - t0
             history.append(record)
             bar.set_postfix(valid=f"{record['valid_acc']:.1f}", refresh=False)
             if ckpt is not None:
@@ -608,18 +619,18 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
     if completed:
         t0 = time.perf_counter()
         if method == "rsps":
-            archs = [model.random_arch() for _ in range(cfg.select_num)]
-            selection = _select(model, eval_loader, archs)
-            best = selection["best"]
+            candidates = [model.random_arch() for _ in range(cfg.select_num)]
         elif method == "setn":
-            selection = _select(model, eval_loader, model.topk_archs(cfg.select_num))
-            best = selection["best"]
+            candidates = model.topk_archs(cfg.select_num)
         elif enas:
-            archs = [nb201_space.decode(ops) for ops in sample_archs(controller, cfg.select_num)]
-            selection = _select(model, eval_loader, archs)
-            best = selection["best"]
+            candidates = [nb201_space.decode(ops) for ops in sample_archs(controller, cfg.select_num)]
         else:
+            candidates = None
+        if candidates is None:  # GDAS, DARTS: the argmax of the alphas
             best = model.genotype()
+        else:  # pick the best candidate on one valid batch each
+            selection = _select(model, eval_loader, candidates)
+            best = selection["best"]
         if cuda:
             torch.cuda.synchronize(device)
         t_sel = time.perf_counter() - t0
