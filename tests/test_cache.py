@@ -170,3 +170,34 @@ def test_atomic_writes_are_readable_by_others_and_never_half_done(tmp_path):
         assert list(tmp_path.iterdir()) == [tmp_path / "a.json"]
     finally:
         os.umask(old)
+
+
+@pytest.mark.slow
+def test_snakemake_retrains_after_a_code_edit_and_reuses_otherwise(tmp_path, engine_env):
+    from tests.test_engines import make_study, run
+
+    study = make_study(tmp_path)
+    smk = [sys.executable, "-m", "snakemake", "--cores", "2"]
+    target = "results/proxy/bpe1.json"
+    run([*smk, target], study, engine_env)
+    work = next((study / "results/work").glob("bpe1-*"))
+
+    def cached():
+        return {p.name: (p.stat().st_mtime_ns, json.loads(p.read_text())) for p in sorted(work.glob("*.json"))}
+
+    first = cached()
+    assert len(first) == 4
+    run([*smk, "--forceall", target], study, engine_env)  # unchanged code: the stage reruns, the archs are reused
+    assert cached() == first
+    with open(study / "nasflow/models/ops.py", "a") as f:  # an (uncommitted) edit of code that shapes results
+        f.write("\n# a fix in an op\n")
+    r = run([*smk, target], study, engine_env)
+    assert "proxy_train" in r.stdout + r.stderr  # Snakemake reran the stage (a code input changed) ...
+    edited = cached()
+    for name, (mtime, result) in edited.items():  # ... and every arch was trained again by the new code
+        assert mtime != first[name][0]
+        assert result["fingerprint"] != first[name][1]["fingerprint"]
+        assert result["final_acc"] == first[name][1]["final_acc"]  # (a comment changes no number)
+    gathered = json.loads((study / target).read_text())
+    assert {r["fingerprint"] for r in gathered["results"]} == {r["fingerprint"] for _, r in edited.values()}
+    assert len(gathered["provenance"]["fingerprint"]) == 16  # the artifact records the code that made it
