@@ -8,14 +8,16 @@ vectorised score of every arch; best of `--repeats`). A sample of archs is re-sc
 
 Training (`--train-epochs E`): the supernet is trained with `nasflow.train.train` on random labels
 (`nasflow.data.random_labels`, RLNAS' protocol: SGD Nesterov 0.9, lr 0.025 cosine to 0.001, wd 5e-4,
-batch 64, no gradient clipping, crop + flip), on `--subset` training images, then Kendall tau (scipy,
+batch 64, no gradient clipping, crop + flip; `--grad-reset zeros` (default) zeroes the gradients between steps
+as the reference's `network.zero_grad()` did under PyTorch 1.4, `none` sets them to None, PyTorch 2's default,
+so unsampled ops are left untouched), on `--subset` training images, then Kendall tau (scipy,
 tau-b) of the angle against the 200-epoch CIFAR-10 test accuracy of all 15,625 cells is reported (RLNAS
 README: 0.508 after 250 epochs on 25k images). The tau of the random-perturbation angle is reported too as
 a baseline: what the metric gives from the arch structure alone.
 
     python benchmarks/angle_all_archs.py                                  # timing only (C=16, N=5)
     python benchmarks/angle_all_archs.py --train-epochs 2 --data npz --path ../shared/data/cifar10.npz \
-        --subset 2000 --channels 8 --cells 2
+        --subset 2000 --channels 8 --cells 2 --image-size 16 --grad-reset none
 
 Writes JSON to benchmarks/out/angle_all_archs.json and a markdown summary to stdout.
 """
@@ -87,6 +89,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--lr", type=float, default=0.025)
     ap.add_argument("--lr-min", type=float, default=0.001)
     ap.add_argument("--label-seed", type=int, default=0)
+    ap.add_argument("--grad-reset", choices=["zeros", "none"], default="zeros",
+                    help="gradients between steps: zeros (RLNAS under PyTorch 1.4) or none (PyTorch 2)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--table", default=str(DEFAULT_TABLE))
     ap.add_argument("--column", default="cifar10_test_acc_200ep")
@@ -110,7 +114,8 @@ def main(argv=None) -> dict:
         labels = random_labels(len(splits.y_train), splits.num_classes, args.label_seed)
         cfg = TrainConfig(epochs=args.train_epochs, batch_size=args.batch_size, lr=args.lr,
                           lr_min=args.lr_min, momentum=0.9, nesterov=True, weight_decay=5e-4,
-                          grad_clip=None, image_size=args.image_size, eval_every=args.train_epochs)
+                          grad_clip=None, image_size=args.image_size, eval_every=args.train_epochs,
+                          grad_reset=args.grad_reset)
         t0 = time.perf_counter()
         res = train(net, splits, cfg, seed=args.seed, device=args.device, labels=labels, progress=False)
         result["training"] = {"seconds": time.perf_counter() - t0, "images": len(labels),
@@ -160,7 +165,8 @@ def main(argv=None) -> dict:
           f"{result['supernet_params']:,} params, {torch.get_num_threads()} threads)\n")
     if "training" in result:
         t = result["training"]
-        print(f"Training: {t['epochs']} epoch(s) on {t['images']:,} images with random labels, "
+        print(f"Training: {t['epochs']} epoch(s) at {args.image_size} px on {t['images']:,} images with random "
+              f"labels, grad reset {args.grad_reset}, "
               f"{t['seconds']:.0f} s; train loss {t['train_loss'][0]:.3f} -> {t['train_loss'][-1]:.3f}\n")
     print("| weights | all archs (s) | setup (s) | scoring (s) | explicit (s/arch) | max diff | "
           "Kendall tau | tau (connected) | Spearman | best arch test acc |")

@@ -237,6 +237,7 @@ def main(argv=None) -> int:
         for size in sizes:
             C, N, px = SIZES[size]
             cfg = TrainConfig(epochs=1 + args.repeats, batch_size=args.batch_size, lr=0.05, image_size=px,
+                              momentum=0.9, nesterov=True, grad_clip=5.0,  # as the plain loop's optimiser
                               precision=args.precision)
 
             def fresh():

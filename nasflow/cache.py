@@ -143,12 +143,14 @@ class atomic_path:
         self.tmp = Path(tmp)
         return self.tmp
 
-    def __exit__(self, exc_type, *_):
+    def __exit__(self, exc_type, exc, _tb):
         if exc_type is None:
             os.chmod(self.tmp, 0o666 & ~_umask())
             os.replace(self.tmp, self.path)
         else:
             self.tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.filename is None:  # e.g. a full disk mid-write: say which file
+                exc.filename = str(self.path)
         return False
 
 

@@ -3,7 +3,8 @@
     nasflow info --space nb201 --arch A [--arch B ...] [--dataset D] [--channels C] [--cells N] [--json]
     nasflow info --space darts --arch GENOTYPE [...] [--dataset D] [--channels C] [--layers L] [--json]
 
-User errors (a bad arch, a bad option) print one line on stderr and exit with status 2; no tracebacks.
+Every error prints one line on stderr, `nasflow: error: ...`, never a traceback: status 2 for user errors (a bad
+arch, a bad option), 1 for an internal error (NASFLOW_DEBUG=1 shows its traceback).
 Add a subcommand by writing `_add_<name>(subparsers)` that sets `func`, and calling it in `build_parser`.
 """
 
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from nasflow import __version__
-from nasflow.errors import NasflowError
+from nasflow.errors import NasflowError, describe
 from nasflow.spaces import available_spaces, get_space
 
 PROG = "nasflow"
@@ -29,7 +30,14 @@ DATASETS: dict[str, tuple[int, int]] = {
 
 
 class UsageError(NasflowError):
-    """Bad input found after argument parsing; printed like argparse's own errors."""
+    """Bad input on the command line (argparse's own errors too); printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (`nasflow: error: ...`), not a usage block."""
+
+    def error(self, message):
+        raise UsageError(f"{' '.join(message.split())} (see {self.prog} --help)")
 
 
 def _positive_int(text: str) -> int:
@@ -133,7 +141,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG, description="Performance estimation for neural architecture search."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -143,17 +151,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line `argv` (default: sys.argv[1:]); return the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)  # usage errors: message on stderr, SystemExit(2)
+    """Run the command line `argv` (default: sys.argv[1:]); return the exit status.
+
+    Any failure is one line on stderr, `nasflow: error: ...`: status 2 for bad input (or a full disk, out of
+    memory), 1 for an internal error, whose traceback NASFLOW_DEBUG=1 shows."""
+    import os
+
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
-    except NasflowError as err:
-        message = " ".join(str(err).splitlines())
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        message, status = describe(err)
+        if os.environ.get("NASFLOW_DEBUG", "") not in ("", "0"):
+            import traceback
+
+            traceback.print_exc()
+        elif status == 1:
+            message += " (set NASFLOW_DEBUG=1 to see the traceback)"
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

@@ -146,6 +146,45 @@ def _read_torchvision(name: str, root: str, download: bool):
     return tuple(out)
 
 
+def _latin1_encode(text, encoding="utf-8"):
+    """`_codecs.encode` as Python 3 writes bytes into a protocol-2 pickle (latin-1 only, nothing else)."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r}")
+    return text.encode("latin-1")
+
+
+def _imagenet16_globals() -> dict:
+    """The only globals an ImageNet16 pickle (a dict of a uint8 array and a list of labels) refers to."""
+    try:
+        from numpy._core import multiarray, numeric  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray, numeric
+    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): _latin1_encode}
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # written by numpy 1.x / 2.x
+        allowed[module, "_reconstruct"] = multiarray._reconstruct
+        allowed[module, "scalar"] = multiarray.scalar
+        allowed[module.replace("multiarray", "numeric"), "_frombuffer"] = numeric._frombuffer  # protocol 5
+    return allowed
+
+
+class _ImageNet16Unpickler(pickle.Unpickler):
+    """pickle.load for files from third-party mirrors: the arrays, lists and dicts of the ImageNet16 format
+    only. Any other global (os.system, builtins.eval, ...) is refused before it is looked up, so a pickle that
+    tries to run code raises DataError instead."""
+
+    def __init__(self, file, path):
+        super().__init__(file, encoding="latin1")
+        self.path = path
+        self.allowed = _imagenet16_globals()
+
+    def find_class(self, module, name):
+        try:
+            return self.allowed[module, name]
+        except KeyError:
+            raise DataError(f"{self.path}: refuses to load: the pickle references {module}.{name} "
+                            "(not part of the ImageNet16 format)") from None
+
+
 def _read_imagenet16(root: str):
     base = Path(root) / "ImageNet16"
     files_train = [base / f"train_data_batch_{i}" for i in range(1, 11)]
@@ -160,9 +199,13 @@ def _read_imagenet16(root: str):
         for p in paths:
             try:
                 with open(p, "rb") as f:
-                    entry = pickle.load(f, encoding="latin1")
+                    entry = _ImageNet16Unpickler(f, p).load()
                 x = np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 16, 16)
                 y = np.asarray(entry["labels"], dtype=np.int64)
+                if y.ndim != 1 or len(y) != len(x):
+                    raise ValueError(f"{len(x)} images but labels of shape {y.shape}")
+            except DataError:
+                raise
             except Exception as e:
                 raise DataError(f"{p}: not a readable ImageNet16 pickle ({type(e).__name__})") from None
             keep = (y >= 1) & (y <= 120)  # ImageNet16-120: the first 120 classes, labels 1..120
@@ -192,7 +235,7 @@ def _read_npz(path):
             arrays = {k: z[k] for k in NPZ_KEYS}
     except DataError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+    except Exception as e:  # BadZipFile, zlib.error, ValueError, OSError, EOFError, ...: a corrupt file
         raise DataError(f"{p}: not a readable .npz file ({type(e).__name__}: {e})") from None
 
     out = []
@@ -279,6 +322,16 @@ def random_labels(n: int, num_classes: int, seed: int) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------ DeviceLoader
 
+AUGMENT_ORDERS = ("resize_then_crop", "crop_then_resize")
+
+
+def _resize(xb: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Bilinear resize of an [B, C, H, W] float batch, antialiased when shrinking (as PIL's bilinear
+    filter, which torchvision's Resize applies to PIL images)."""
+    return F.interpolate(xb, size=(h, w), mode="bilinear", align_corners=False,
+                         antialias=(h < xb.shape[-2] or w < xb.shape[-1]))
+
+
 class DeviceLoader:
     """Iterate one split as (images, labels) batches that live on `device`.
 
@@ -293,6 +346,16 @@ class DeviceLoader:
     in one indexing op -- and a cutout mask product. `set_epoch(e)` selects the pass; it advances by one
     after each pass, so the stream is reproducible and resumable at any epoch boundary.
 
+    `augment_order` says where the resize sits in the training pipeline:
+    - "resize_then_crop" (NB201's protocol, the default): resize once to `image_size`, then crop at
+      `image_size` from a border of `crop_padding` (default `image_size // 8`: 4 at 32 px, 2 at 16 px);
+    - "crop_then_resize" (BPE's `RandomCrop(32, padding=4)`, flip, then `Resize(image_size)`): the padded
+      images stay at their native size H (default padding `H // 8`), the crop + flip gather is taken at H,
+      and each batch is then resized to `image_size` on the device (the same bilinear filter, antialiased
+      when shrinking; one `F.interpolate` per batch). Cutout comes after the resize, as in BPE.
+    At `image_size` == H the two orders are the same pipeline and draw the same random numbers, so they
+    give identical batches. Evaluation images are only resized, whatever the order.
+
     train=False: sequential batches, no augmentation. A final training batch of a single image is
     dropped (BatchNorm cannot train on it).
     """
@@ -300,7 +363,7 @@ class DeviceLoader:
     def __init__(self, x_uint8: torch.Tensor, y: torch.Tensor, *, batch_size: int, device, image_size: int,
                  train: bool, mean, std, crop_padding: int | None = None, flip: bool = True,
                  cutout: int = 0, seed: int = 0, drop_last: bool = False,
-                 channels_last: bool = True):
+                 channels_last: bool = True, augment_order: str = "resize_then_crop"):
         if x_uint8.dim() != 4 or x_uint8.dtype != torch.uint8:
             raise DataError(f"DeviceLoader: expected uint8 images [N,C,H,W], got {x_uint8.dtype} "
                             f"{tuple(x_uint8.shape)}")
@@ -308,35 +371,44 @@ class DeviceLoader:
             raise DataError(f"DeviceLoader: {len(x_uint8)} images but {len(y)} labels")
         if batch_size < 1 or image_size < 1:
             raise ParamsError(f"batch_size/image_size must be positive (got {batch_size}, {image_size})")
+        if augment_order not in AUGMENT_ORDERS:
+            raise ParamsError(f"augment_order: expected one of {', '.join(AUGMENT_ORDERS)} (got {augment_order!r})")
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
         self.image_size = int(image_size)
         self.train = bool(train)
+        self.augment_order = augment_order
+        h, w = x_uint8.shape[-2:]
+        # crop_then_resize: crop at the native size, resize each batch afterwards (training only)
+        self.resize_after = self.train and augment_order == "crop_then_resize" and (h, w) != (image_size,) * 2
+        self.crop = (int(h), int(w)) if self.resize_after else (self.image_size, self.image_size)
         self.flip = bool(flip) and self.train
         self.cutout = int(cutout) if self.train else 0
-        self.pad = (self.image_size // 8 if crop_padding is None else int(crop_padding)) if self.train else 0
+        base = min(self.crop) if augment_order == "crop_then_resize" else self.image_size
+        self.pad = (base // 8 if crop_padding is None else int(crop_padding)) if self.train else 0
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
         self.channels_last = bool(channels_last)
         self.epoch = 0
         self.n = len(x_uint8)
         self.y = torch.as_tensor(y, dtype=torch.int64).to(self.device)
-        self.x = self._prepare(x_uint8, mean, std)  # [N, S+2p, S+2p, C] float32, NHWC
-        s = self.image_size
-        self._ar = torch.arange(s, device=self.device)
-        self._ar_flip = s - 1 - self._ar
+        self.x = self._prepare(x_uint8, mean, std)  # [N, Hc+2p, Wc+2p, C] float32, NHWC (Hc, Wc = crop)
+        ch, cw = self.crop
+        self._ar_h = torch.arange(ch, device=self.device)
+        self._ar_w = torch.arange(cw, device=self.device)
+        self._ar_w_flip = cw - 1 - self._ar_w
+        self._ar = torch.arange(self.image_size, device=self.device)  # output rows / cols (cutout)
 
     def _prepare(self, x_uint8, mean, std) -> torch.Tensor:
         n, c, h, w = x_uint8.shape
-        s, p = self.image_size, self.pad
+        (ch, cw), p = self.crop, self.pad
         mean_t = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, c, 1, 1)
         std_t = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, c, 1, 1)
-        out = torch.empty((n, s + 2 * p, s + 2 * p, c), dtype=torch.float32, device=self.device)
+        out = torch.empty((n, ch + 2 * p, cw + 2 * p, c), dtype=torch.float32, device=self.device)
         for start in range(0, n, 4096):  # chunked: bounded peak memory for 50k-image splits
             xb = x_uint8[start:start + 4096].to(self.device, non_blocking=True).float().div_(255.0)
-            if (h, w) != (s, s):
-                xb = F.interpolate(xb, size=(s, s), mode="bilinear", align_corners=False,
-                                   antialias=(s < h or s < w))
+            if (h, w) != (ch, cw):
+                xb = _resize(xb, ch, cw)
             if p:
                 xb = F.pad(xb, (p, p, p, p), value=0.0)  # black border, like RandomCrop(padding=p)
             out[start:start + len(xb)] = ((xb - mean_t) / std_t).permute(0, 2, 3, 1)
@@ -384,9 +456,11 @@ class DeviceLoader:
         for b in range(n_batches):
             j = slice(b * bs, min((b + 1) * bs, n_used))
             idx = perm[j]
-            rows = oy[j, None] + self._ar                                     # [B, S]
-            cols = ox[j, None] + torch.where(fl[j, None], self._ar_flip, self._ar)  # [B, S]
-            xb = self.x[idx[:, None, None], rows[:, :, None], cols[:, None, :]]    # [B, S, S, C]
+            rows = oy[j, None] + self._ar_h                                         # [B, Hc]
+            cols = ox[j, None] + torch.where(fl[j, None], self._ar_w_flip, self._ar_w)  # [B, Wc]
+            xb = self.x[idx[:, None, None], rows[:, :, None], cols[:, None, :]]    # [B, Hc, Wc, C]
+            if self.resize_after:  # crop_then_resize: the cropped, flipped batch -> image_size
+                xb = _resize(xb.permute(0, 3, 1, 2), s, s).permute(0, 2, 3, 1).contiguous()  # [B, S, S, C]
             if self.cutout > 0:
                 # zeroed square: rows cy-half .. cy+half-1, cols likewise (clipped by the image)
                 iny = (self._ar[None] >= cy[j, None] - half) & (self._ar[None] < cy[j, None] + half)

@@ -15,6 +15,12 @@ Checkpoints: after every epoch (when `checkpoint` is a path) the whole state -- 
 scheduler, history, RNG states, config and seed -- is written atomically; a rerun resumes at the next
 epoch and ends with exactly the metrics and weights of an uninterrupted run (on the CPU; CUDA kernels may
 differ in the last bits).
+
+Divergence: a non-finite epoch loss (training, or the evaluation's) ends the run after that epoch -- no
+evaluation of NaN weights, no further epochs. The result then says `status: "diverged"` (else "ok"),
+`diverged_epoch` (1-based), and `final_acc` / `best_acc` NaN (the epoch's history record gets
+`diverged: True`); its checkpoint makes a rerun return the same without training on. The loss is read only
+where it already is, once per epoch.
 """
 
 from __future__ import annotations
@@ -33,10 +39,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nasflow.cache import code_fingerprint, torch_save_atomic
 from nasflow.data import DeviceLoader, Splits
 from nasflow.errors import CheckpointError, DataError, ParamsError
 
 CHECKPOINT_FORMAT = 1
+STATUS_OK, STATUS_DIVERGED = "ok", "diverged"  # a result's `status`: a diverged run is never a score
 
 
 @dataclass
@@ -46,17 +54,22 @@ class TrainConfig:
     epochs: int
     batch_size: int
     lr: float
+    # optimiser defaults are neutral (no Nesterov, no clipping), as the params schema's: a protocol states its own
     momentum: float = 0.9
-    nesterov: bool = True
+    nesterov: bool = False
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
-    grad_clip: float | None = 5.0     # max global grad norm; None or 0 = off
+    grad_clip: float | None = None    # max global grad norm; None or 0 = off
     cutout: int = 0                   # side of the zeroed square; 0 = off
     precision: int = 32               # 16 = bf16 autocast on CUDA; the CPU always runs fp32
     image_size: int = 32
     lr_min: float = 0.0
-    crop_padding: int | None = None   # None = image_size // 8 (4 at 32 px, 2 at 16 px, as NB201)
+    crop_padding: int | None = None   # None = size // 8 of the size cropped at (4 at 32 px, 2 at 16 px, as NB201)
     flip: bool = True
+    augment_order: str = "resize_then_crop"  # NB201; "crop_then_resize" = BPE (crop+flip at native size, then resize)
+    grad_reset: str = "none"          # between steps: "none" = grads set to None (PyTorch >= 2: unused params
+                                      # untouched); "zeros" = zeroed (PyTorch 1.4's zero_grad, RLNAS: every
+                                      # param, used or not, still gets weight decay and a momentum step)
     channels_last: bool = True        # NHWC model + batches; ~1.3-2x faster on CPU too (benchmarks/)
     eval_every: int = 1               # evaluate every k epochs (and always after the last)
     aux_weight: float = 0.0           # DARTS auxiliary head loss weight (BPE: 0.4)
@@ -90,6 +103,10 @@ class TrainConfig:
             bad("drop_path", "expected 0 <= value < 1")
         if self.aux_weight < 0:
             bad("aux_weight", "must be >= 0")
+        if self.augment_order not in ("resize_then_crop", "crop_then_resize"):
+            bad("augment_order", "expected resize_then_crop or crop_then_resize")
+        if self.grad_reset not in ("none", "zeros"):
+            bad("grad_reset", "expected none or zeros")
 
     @classmethod
     def from_dict(cls, d: dict, **overrides) -> "TrainConfig":
@@ -133,25 +150,30 @@ def _set_rng_state(st: dict) -> None:
 # ------------------------------------------------------------------------------------------ checkpoint
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    torch_save_atomic(state, path)
 
 
-def _load_checkpoint(path: Path, cfg: TrainConfig, seed: int) -> dict:
+def _stale(path: Path, state: dict, fingerprint: str) -> bool:
+    """True (and says so) when a checkpoint was written by other code: it is then not resumed from."""
+    if state.get("fingerprint") == fingerprint:
+        return False
+    print(f"{path}: written by other code (fingerprint {state.get('fingerprint')}, now {fingerprint}): "
+          "starting again", file=sys.stderr)
+    return True
+
+
+def _load_checkpoint(path: Path, cfg: TrainConfig, seed: int, fingerprint: str) -> dict | None:
+    """The checkpoint's state to resume from, or None when other code wrote it (then training starts again)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}); delete it to start "
                               "again") from None
     need = ("format", "model", "optimizer", "scheduler", "epoch", "history", "rng", "cfg", "seed")
-    if not isinstance(state, dict) or any(k not in state for k in need):
+    if not isinstance(state, dict) or any(k not in state for k in need) or not isinstance(state["cfg"], dict):
         raise CheckpointError(f"{path}: not a nasflow training checkpoint")
+    if _stale(path, state, fingerprint):
+        return None
     if state["cfg"] != asdict(cfg):
         diff = sorted(k for k in asdict(cfg) if state["cfg"].get(k) != asdict(cfg)[k])
         raise CheckpointError(f"{path}: checkpoint was written with a different config "
@@ -171,14 +193,19 @@ def _split_output(out):
 
 def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, device, checkpoint=None,
           progress: bool = True, labels: torch.Tensor | None = None, desc: str = "",
-          stop_after_epochs: int | None = None) -> dict:
+          stop_after_epochs: int | None = None, fingerprint: str | None = None) -> dict:
     """Train `model` (built by the caller) on `splits.x_train` and evaluate on `splits.x_eval`.
 
     `labels` replaces `splits.y_train` (random labels). A fresh run seeds Python/NumPy/torch with `seed`
     first (so any randomness inside the model is reproducible); a resumed run restores the saved RNG
     states instead. `stop_after_epochs` ends the call early after that many epochs in total (to simulate an
-    interruption); the checkpoint then resumes it.
+    interruption); the checkpoint then resumes it. `fingerprint` names the code that shapes the result
+    (default: this module and the model's, see `nasflow.cache`); a checkpoint written by other code is not
+    resumed from, and the result records it.
     """
+    if fingerprint is None:
+        own = type(model).__module__  # a model from outside the project is pinned by the torch version only
+        fingerprint = code_fingerprint(__name__, *([own] if own.startswith("nasflow.") else []))
     device = torch.device(device)
     cuda = device.type == "cuda"
     use_bf16 = cuda and cfg.precision == 16
@@ -197,7 +224,7 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
     history: list[dict] = []
     start = 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    state = _load_checkpoint(ckpt, cfg, seed) if ckpt is not None and ckpt.exists() else None
+    state = _load_checkpoint(ckpt, cfg, seed, fingerprint) if ckpt is not None and ckpt.exists() else None
     if state is not None:
         try:
             model.load_state_dict(state["model"])
@@ -212,13 +239,17 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
     else:
         seed_everything(seed)
     resumed_from = start if start > 0 else None
+    diverged_epoch = next((h["epoch"] for h in history if h.get("diverged")), None)
 
     last = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, int(stop_after_epochs))
+    if diverged_epoch is not None:  # a resumed diverged run ends as it ended, without training on
+        last = start
     if start < last:  # the data move to the device only when there is an epoch to run
         train_loader = DeviceLoader(splits.x_train, y_train, batch_size=cfg.batch_size, device=device,
                                     image_size=cfg.image_size, train=True, mean=splits.mean,
                                     std=splits.std, crop_padding=cfg.crop_padding, flip=cfg.flip,
-                                    cutout=cfg.cutout, seed=seed, channels_last=channels_last)
+                                    cutout=cfg.cutout, seed=seed, channels_last=channels_last,
+                                    augment_order=cfg.augment_order)
         eval_loader = DeviceLoader(splits.x_eval, splits.y_eval, batch_size=max(cfg.batch_size, 256),
                                    device=device, image_size=cfg.image_size, train=False, mean=splits.mean,
                                    std=splits.std, channels_last=channels_last)
@@ -244,7 +275,7 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
                     if cfg.aux_weight > 0 and aux is not None:
                         loss = loss + cfg.aux_weight * F.cross_entropy(
                             aux, y, label_smoothing=cfg.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad(set_to_none=cfg.grad_reset == "none")
                 loss.backward()
                 if cfg.grad_clip:
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -261,8 +292,15 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
                       "train_acc": 100.0 * int(correct) / max(seen, 1),
                       "eval_loss": None, "eval_acc": None,
                       "train_seconds": time.perf_counter() - t0, "train_images": seen}
-            if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+            # a non-finite loss (NaN/inf) ends the run: no evaluation of NaN weights, no score
+            diverged = not math.isfinite(record["train_loss"])
+            if not diverged and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
                 record["eval_loss"], record["eval_acc"] = evaluate(model, eval_loader, use_bf16=use_bf16)
+                if len(splits.x_eval) and not math.isfinite(record["eval_loss"]):
+                    diverged, record["eval_acc"] = True, math.nan  # argmax of NaN logits is not an accuracy
+            if diverged:
+                record["diverged"] = True
+                diverged_epoch = epoch + 1
             if cuda:
                 torch.cuda.synchronize(device)
             record["seconds"] = time.perf_counter() - t0  # training + evaluation
@@ -274,15 +312,20 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
                     "format": CHECKPOINT_FORMAT, "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "epoch": epoch + 1, "history": history, "rng": _rng_state(), "cfg": asdict(cfg),
-                    "seed": seed})
+                    "seed": seed, "fingerprint": fingerprint})
+            if diverged:  # the checkpoint above holds the diverged epoch: a rerun returns this result
+                break
     finally:
         bar.close()
 
     evals = [h["eval_acc"] for h in history if h["eval_acc"] is not None]
+    ok = diverged_epoch is None
     return {
         "history": history,
-        "final_acc": history[-1]["eval_acc"] if history else None,
-        "best_acc": max(evals) if evals else None,
+        "status": STATUS_OK if ok else STATUS_DIVERGED,
+        "diverged_epoch": diverged_epoch,  # 1-based; None when the run did not diverge
+        "final_acc": (history[-1]["eval_acc"] if history else None) if ok else math.nan,
+        "best_acc": (max(evals) if evals else None) if ok else math.nan,
         "final_train_acc": history[-1]["train_acc"] if history else None,
         "seconds": sum(h["seconds"] for h in history),
         "epochs": len(history),
@@ -290,6 +333,7 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
         "precision_used": "bf16" if use_bf16 else "fp32",
         "resumed_from": resumed_from,
         "eval_split": splits.eval_split,
+        "fingerprint": fingerprint,
     }
 
 

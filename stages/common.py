@@ -14,24 +14,41 @@ from typing import Any, Callable
 
 import yaml
 
-from nasflow.errors import NasflowError, ParamsError
+from nasflow.errors import CheckpointError, NasflowError, ParamsError, describe, one_line
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "params.schema.yaml"
+# setting keys whose defaults (neutral: momentum 0.9, no Nesterov, no clipping) a protocol should not leave
+# implicit: validate_params says on stderr which of them it filled in
+PROTOCOL_KEYS = ("momentum", "nesterov", "grad_clip")
 
 
 def _dotted(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
+@functools.lru_cache(maxsize=2)
+def _parsed_schema(stamp) -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def _schema() -> dict:
+    """The params schema, parsed once per version of the file (a copy: validation fills defaults from it)."""
+    import copy
+
+    st = SCHEMA.stat()
+    return copy.deepcopy(_parsed_schema((st.st_mtime_ns, st.st_size)))
+
+
 def validate_params(params: Any, source: str = "params.yaml") -> dict:
     """Check params against the JSON schema and the cross-references the schema cannot express.
 
-    Raises ParamsError with one line naming the offending key. Fills schema defaults into settings.
+    Raises ParamsError with one line naming the offending key. Fills schema defaults into settings;
+    when one of PROTOCOL_KEYS was left out, one line per setting on stderr names what was filled in.
     """
     import jsonschema
 
-    schema = yaml.safe_load(SCHEMA.read_text())
+    schema = _schema()
     sn = params.get("supernet") if isinstance(params, dict) else None
     if isinstance(sn, dict) and isinstance(sn.get("labels"), list):  # YAML reads an unquoted true as a boolean
         sn["labels"] = ["true" if v is True else v for v in sn["labels"]]
@@ -98,9 +115,14 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
             raise ParamsError(f"{source}: settings.{name}.{other}: not a key of the {params['space']} space (use {depth_key})")
         if depth_key not in setting:
             raise ParamsError(f"{source}: settings.{name}.{depth_key}: required in the {params['space']} space")
+        filled = []
         for key, spec in schema["$defs"]["setting"]["properties"].items():
-            if "default" in spec:
-                setting.setdefault(key, spec["default"])
+            if "default" in spec and key not in setting:
+                setting[key] = spec["default"]
+                if key in PROTOCOL_KEYS:
+                    filled.append(f"{key}={json.dumps(spec['default'])}")
+        if filled:  # a protocol's optimiser should be stated: say what was assumed, in one line
+            print(f"{source}: settings.{name}: filled in defaults {', '.join(filled)}", file=sys.stderr)
     if params["data"]["dataset"] == "npz" and not params["data"].get("path"):
         raise ParamsError(f"{source}: data.path: required when data.dataset is 'npz'")
     for key, spec in schema["properties"]["data"]["properties"].items():
@@ -135,19 +157,36 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are a ParamsError (so one line through main_guard, not a usage block)."""
+
+    def error(self, message):
+        raise ParamsError(f"{one_line(message)} (see --help)")
+
+
 def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+    p = ArgumentParser(description=description)
     p.add_argument("--params", default="params.yaml", help="the params file (default: params.yaml)")
     return p
 
 
 def provenance(params: dict, **extra) -> dict:
-    """What made an artifact: the parameters, versions, host and command line."""
+    """What made an artifact: the parameters, the code (the fingerprint of the calling stage and every module
+    it imports, `nasflow.cache`), versions, host and command line."""
     import torch
 
     import nasflow
+    from nasflow.cache import code_fingerprint
 
+    caller = sys._getframe(1).f_globals
+    module = caller.get("__name__")
+    if module == "__main__" and caller.get("__spec__") is not None:  # python -m stages.<name>
+        module = caller["__spec__"].name
+    if not str(module).startswith(("stages.", "nasflow.")):
+        module = __name__
     return {
+        "fingerprint": code_fingerprint(module),
+        "code": module,
         "nasflow": nasflow.__version__,
         "torch": str(torch.__version__),
         "python": platform.python_version(),
@@ -158,28 +197,11 @@ def provenance(params: dict, **extra) -> dict:
     }
 
 
-def atomic_path(path: str | os.PathLike) -> "_Atomic":
-    """Context manager yielding a temporary path next to `path`; renamed into place only on success."""
-    return _Atomic(Path(path))
+def atomic_path(path: str | os.PathLike):
+    """Context manager yielding a unique temporary path next to `path`; renamed into place only on success."""
+    from nasflow.cache import atomic_path as _atomic_path
 
-
-class _Atomic:
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        return self.tmp
-
-    def __exit__(self, exc_type, *_):
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
-        return False
+    return _atomic_path(path)
 
 
 def plain(obj):
@@ -193,29 +215,133 @@ def write_json(path, obj) -> None:
 
 
 def read_json(path) -> Any:
-    from nasflow.errors import CheckpointError
-
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise CheckpointError(f"missing input file: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # json.JSONDecodeError is a ValueError
         raise CheckpointError(f"corrupt input file (not JSON): {path}") from None
 
 
+# what a value of an artifact must be, by key; a key not listed may hold anything
+_RESULT_KINDS = {"id": "int", "arch": "str", "seconds": "number", "elapsed": "number", "final_acc": "score",
+                 "ground_truth": "score", "angle": "score", "supernet_acc": "score", "score": "score",
+                 "angle_seconds": "number", "supernet_acc_seconds": "number", "search": "str", "method": "str"}
+_TOP_KINDS = {"shard": "shard", "seconds": "number", "results": "list", "history": "list", "name": "str",
+              "method": "str", "estimator": "str"}
+_KIND_TEXT = {"int": "an integer", "number": "a number", "score": "a number or null", "str": "a string",
+              "list": "a list", "shard": "a pair [i, n]"}
+
+
+def _is(kind: str | None, v) -> bool:
+    number = isinstance(v, (int, float)) and not isinstance(v, bool)
+    return {"int": isinstance(v, int) and not isinstance(v, bool), "number": number, "score": number or v is None,
+            "str": isinstance(v, str), "list": isinstance(v, list),
+            "shard": isinstance(v, list) and len(v) == 2 and all(type(x) is int for x in v)}.get(kind, True)
+
+
+def _short(v) -> str:
+    text = one_line(json.dumps(v, default=str))
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def read_results(path, keys=(), *, top=(), rows: str | None = "results") -> dict:
+    """An artifact (JSON object) whose `rows` list holds one object per arch, checked before anyone indexes it:
+    the top-level keys `top` and, in every row, the keys `keys` exist with values of the right kind (ids unique).
+    Anything else raises CheckpointError naming the file, the row and the key. rows=None: no list to check."""
+    doc = read_json(path)
+    again = "(rerun the stage that writes it)"
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, found {type(doc).__name__} {again}")
+    for key in (*top, *([rows] if rows else [])):
+        if key not in doc:
+            raise CheckpointError(f"{path}: no key {key!r} {again}")
+        if not _is(_TOP_KINDS.get(key, "list" if key == rows else None), doc[key]):
+            kind = _TOP_KINDS.get(key, "list")
+            raise CheckpointError(f"{path}: {key!r} is {_short(doc[key])}, expected {_KIND_TEXT[kind]} {again}")
+    item = "result" if rows == "results" else f"{rows} entry"
+    seen = set()
+    for i, row in enumerate(doc[rows] if rows else []):
+        if not isinstance(row, dict):
+            raise CheckpointError(f"{path}: {item} {i} is {_short(row)}, expected an object {again}")
+        for key in keys:
+            if key not in row:
+                raise CheckpointError(f"{path}: {item} {i} has no key {key!r} {again}")
+            if not _is(_RESULT_KINDS.get(key), row[key]):
+                raise CheckpointError(f"{path}: {item} {i}: {key!r} is {_short(row[key])}, expected "
+                                      f"{_KIND_TEXT[_RESULT_KINDS[key]]} {again}")
+        if "id" in keys:
+            if row["id"] in seen:
+                raise CheckpointError(f"{path}: {item} {i} repeats id {row['id']} {again}")
+            seen.add(row["id"])
+    return doc
+
+
+def _stage_name(func) -> str:
+    module = func.__module__
+    if module == "__main__":  # python -m stages.<name>
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module = spec.name if spec is not None else Path(sys.argv[0]).stem
+    return module.removeprefix("stages.")
+
+
+class _JobLog:
+    """While a stage runs with NASFLOW_LOG set: file descriptor 2 (so Python's, torch's and C code's stderr
+    alike) appends to that file; the terminal's stderr is kept aside for the one-line error."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        sys.stderr.flush()
+        self.console = os.dup(2)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+    def close(self) -> None:
+        sys.stderr.flush()
+        os.dup2(self.console, 2)
+        os.close(self.console)
+
+
 def main_guard(func: Callable[[], None]) -> Callable[[], None]:
-    """Run a stage's main: user errors become one line on stderr and exit status 2, never a traceback."""
+    """Run a stage's main so that any failure is one line on stderr, `error: <stage>: <what> ...`, never a
+    traceback: exit status 2 for bad input or machine trouble (a NasflowError, a missing file, a full disk, out
+    of memory), 1 for an internal error, 130 when interrupted. With NASFLOW_LOG=<file> (the Snakemake rules set
+    it to the job's log) the stage's stderr goes to that file, which also gets the full traceback; the one
+    line goes to both. NASFLOW_DEBUG=1 shows the traceback on the terminal too."""
 
     @functools.wraps(func)
     def wrapper():
+        stage = _stage_name(func)
+        log = None
+        if os.environ.get("NASFLOW_LOG"):
+            try:
+                log = _JobLog(os.environ["NASFLOW_LOG"])
+            except OSError as e:  # an unwritable log must not hide the stage's own outcome
+                print(f"warning: {stage}: cannot write the log {os.environ['NASFLOW_LOG']} ({e.strerror})",
+                      file=sys.stderr)
         try:
             func()
-        except NasflowError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            sys.exit(130)
+        except (Exception, KeyboardInterrupt) as e:
+            import traceback
+
+            message, status = ("interrupted", 130) if isinstance(e, KeyboardInterrupt) else describe(e)
+            debug = os.environ.get("NASFLOW_DEBUG", "") not in ("", "0")
+            if status == 1 and (log or not debug):
+                message += f" (full traceback in {log.path})" if log else " (set NASFLOW_DEBUG=1 to see the traceback)"
+            line = f"error: {stage}: {message}\n"
+            trace = traceback.format_exc()
+            if log:
+                sys.stderr.write(trace + line)
+                sys.stderr.flush()
+                os.write(log.console, ((trace if debug else "") + line).encode())
+            else:
+                sys.stderr.write((trace if debug else "") + line)
+            sys.exit(status)
+        finally:
+            if log:
+                log.close()
 
     return wrapper
 

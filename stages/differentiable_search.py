@@ -10,7 +10,8 @@ Parameters: the `differentiable:` section of params.yaml (`epochs` is a number o
 The supernet's depth is `cells_per_stage` in the nb201 space and `layers` (total cells) in the darts space.
 The data are loaded with eval_split "valid": weights train on the first half of the training images, the
 architecture on the second. The search checkpoints every epoch under results/work/search-<method>-<digest>/
-and a rerun resumes there.
+and a rerun resumes there. A search whose losses turn non-finite ends with `status: diverged`,
+`diverged_epoch` and `best` null (found_ground_truth then records NaN).
 """
 from __future__ import annotations
 
@@ -111,7 +112,7 @@ def run(params: dict, method: str, out, *, progress: bool = True) -> dict:
         device_name = describe(device)
     record = {
         "kind": "search", "method": method, "name": method, "best": result["best"], "best_score": None,
-        "history": result["history"], "alphas": result["alphas"], "selection": result["selection"],
+        "status": result["status"], "diverged_epoch": result["diverged_epoch"], "history": result["history"], "alphas": result["alphas"], "selection": result["selection"],
         "search_seconds": result["seconds"], "wall_seconds": time.time() - start,
         "resumed_from": result["resumed_from"], "device": device_name, "config": result["config"],
         "provenance": provenance(params, inputs=[str(work / "search.pt")]),

@@ -1,6 +1,7 @@
 """DAG node `evolution_search` (RLNAS): evolution over the space, scoring candidates with a trained supernet
 by one indicator (angle or supernet accuracy). Saves every generation; the best arch goes on to
-`found_ground_truth`."""
+`found_ground_truth`. With a diverged supernet (meta `status: diverged`) there is no pick: `best` None,
+`status: diverged`."""
 import time
 
 from stages.common import configure_torch, load_params, main_guard, parser, provenance, write_json
@@ -27,19 +28,24 @@ def main():
     setting = params["settings"][sn["setting"]]
     init, _ = load_state(f"{args.supernet_dir}/init.pt")
     final, meta = load_state(f"{args.supernet_dir}/final.pt")
-    splits = load_splits(params, setting) if args.indicator == "supernet_acc" else None
+    status = meta.get("status", "ok")
     start = time.time()
-    with claim_device(params["device"]) as device:
-        scorer = SupernetScorer(init, final, setting, splits, seed=params["seed"], device=device,
-                                bn_batches=sn["bn_batches"], max_eval=sn["max_eval"], space=params["space"])
-        found = evolution_search(lambda archs: scorer.score(args.indicator, archs)[0], space=space,
-                                 seed=params["seed"], population=ev["population"], topk=ev["topk"],
-                                 n_mutations=ev["mutations"], n_crossovers=ev["crossovers"],
-                                 mutation_prob=ev["mutation_prob"], generations=ev["generations"])
-        device_name = describe(device)
+    if status != "ok":  # a diverged supernet ranks nothing: no pick
+        found, device_name = {"best": None, "best_score": None, "topk": [], "history": [], "n_scored": 0}, None
+    else:
+        splits = load_splits(params, setting) if args.indicator == "supernet_acc" else None
+        with claim_device(params["device"]) as device:
+            scorer = SupernetScorer(init, final, setting, splits, seed=params["seed"], device=device,
+                                    bn_batches=sn["bn_batches"], max_eval=sn["max_eval"], space=params["space"])
+            found = evolution_search(lambda archs: scorer.score(args.indicator, archs)[0], space=space,
+                                     seed=params["seed"], population=ev["population"], topk=ev["topk"],
+                                     n_mutations=ev["mutations"], n_crossovers=ev["crossovers"],
+                                     mutation_prob=ev["mutation_prob"], generations=ev["generations"])
+            device_name = describe(device)
     write_json(args.out, {
         "kind": "search", "method": "rlnas_evolution", "name": f"rlnas_{args.labels}_{args.indicator}",
-        "labels": args.labels, "indicator": args.indicator, **found, "device": device_name,
+        "labels": args.labels, "indicator": args.indicator, **found, "status": status,
+        "diverged_epoch": meta.get("diverged_epoch"), "device": device_name,
         "search_seconds": time.time() - start, "supernet_train_seconds": meta.get("train_seconds"),
         "provenance": provenance(params, inputs=[args.supernet_dir]),
     })

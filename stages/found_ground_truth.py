@@ -1,8 +1,12 @@
 """DAG node `found_ground_truth`: the ground truth of the arch each search found (retrained under the
-ground-truth setting, sharing the ground_truth node's cache, or looked up in the table)."""
+ground-truth setting, sharing the ground_truth node's cache, or looked up in the table).
+
+A search without a pick (`best` None: it diverged) gets ground_truth NaN with the search's `status`; a
+retrained pick that diverges gets NaN with `ground_truth_status: diverged`."""
+import math
 import time
 
-from stages.common import (configure_torch, load_params, main_guard, parse_shard, parser, provenance, read_json,
+from stages.common import (configure_torch, load_params, main_guard, parse_shard, parser, provenance, read_results,
                            search_names, write_json)
 from stages.training import load_splits, work_dir
 
@@ -22,8 +26,9 @@ def main():
     i, n = args.shard
     ids = list(range(len(search_names(params))))[i::n]
     paths = [f"{args.search_dir}/{name}.json" for name in search_names(params)][i::n]
-    searches = [read_json(path) for path in paths]
-    archs = [space.canonical(s["best"]) for s in searches]
+    searches = [read_results(path, top=("name", "method", "best"), rows=None) for path in paths]
+    picks = [space.canonical(s["best"]) if s.get("best") is not None else None for s in searches]
+    archs = list(dict.fromkeys(a for a in picks if a is not None))  # the picks to look up / retrain
     gt = params["ground_truth"]
     start = time.time()
     if not archs:
@@ -41,12 +46,21 @@ def main():
             truth = train_archs(archs, space=space, setting=setting, splits=load_splits(params, setting),
                                 seed=params["seed"], device=device,
                                 work_dir=work_dir(params, gt["setting"], setting))
+    by_arch = dict(zip(archs, truth))
+
+    def truth_of(s, a):  # no pick: NaN with the search's status ("diverged"), else the pick's (table: ok)
+        if a is None:
+            status = s.get("status", "ok")
+            return {"final_acc": math.nan, "status": status if status != "ok" else "no_pick"}
+        return {"final_acc": by_arch[a]["final_acc"], "status": by_arch[a].get("status", "ok")}
+
     results = [{
         "id": k, "search": s["name"], "method": s["method"], "labels": s.get("labels"), "indicator": s.get("indicator"),
         "estimator": s.get("estimator"), "arch": a, "search_score": s.get("best_score"),
-        "ground_truth": t["final_acc"], "search_seconds": s.get("search_seconds"),
+        "search_status": s.get("status", "ok"), "ground_truth": t["final_acc"], "ground_truth_status": t["status"],
+        "search_seconds": s.get("search_seconds"),
         "supernet_train_seconds": s.get("supernet_train_seconds"),
-    } for k, s, a, t in zip(ids, searches, archs, truth)]
+    } for k, s, a in zip(ids, searches, picks) for t in [truth_of(s, a)]]
     write_json(args.out, {"kind": "found", "ground_truth": gt, "shard": list(args.shard), "device": None,
                           "seconds": time.time() - start, "results": results,
                           "provenance": provenance(params, inputs=paths)})

@@ -1,22 +1,66 @@
-"""DAG node `report`: results/report.xlsx, results/plots/*.png and results/metrics.json (DVC metrics)."""
+"""DAG node `report`: results/report.xlsx, results/plots/*.png and results/metrics.json (DVC metrics).
+
+A diverged training (status `diverged`) is an empty estimates.csv cell, read as NaN: plots leave it out,
+metrics.json says null for a NaN correlation, and the workbook's `diverged` sheet lists every one (estimator,
+arch, epoch; read from the per-arch results that correlate read) -- "none" when there is none."""
 import csv
 import math
 import shutil
 from pathlib import Path
 
 from nasflow.analysis import report
-from stages.common import atomic_path, load_params, main_guard, parser, provenance, read_json, write_json
+from nasflow.errors import CheckpointError
+from stages.common import (atomic_path, load_params, main_guard, parser, provenance, read_results,
+                           supernet_estimators, write_json)
 
 
-def _read_csv(path) -> list[dict]:
+def _read_csv(path, columns=(), nonempty=False) -> list[dict]:
+    """The rows of a CSV artifact (numbers as floats); CheckpointError naming the file when it is missing, not a
+    CSV, empty, ragged or lacks one of `columns`."""
     def num(v):
+        if v == "":  # an empty cell: a diverged training's NaN (estimates.csv), not text
+            return math.nan
         try:
             return float(v)
-        except ValueError:
+        except (TypeError, ValueError):
             return v
 
-    with open(path, newline="") as f:
-        return [{k: num(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    again = "(rerun the stage that writes it)"
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            rows = [{k: num(v) for k, v in row.items()} for row in reader]
+    except FileNotFoundError:
+        raise CheckpointError(f"missing input file: {path}") from None
+    except (csv.Error, UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"{path}: corrupt CSV ({type(e).__name__}: {e}) {again}") from None
+    for column in columns:
+        if column not in header:
+            raise CheckpointError(f"{path}: no column {column!r} {again}")
+    for i, row in enumerate(rows, 2):
+        if None in row or None in row.values():  # more or fewer fields than the header
+            raise CheckpointError(f"{path}:{i}: {len(row) - (None in row)} fields where the header has {len(header)} "
+                                  f"{again}")
+    if nonempty and not rows:
+        raise CheckpointError(f"{path}: no rows {again}")
+    return rows
+
+
+def _diverged(params: dict, proxy_dir, scores_dir, ground_truth) -> list[dict]:
+    """{"estimator", "arch", "epoch"} of every diverged training behind estimates.csv, in its column order."""
+    sources = [(f"proxy_{n}", f"{proxy_dir}/{n}.json") for n in params["proxy"]["settings"]]
+    if "sampled" in params["supernet"]["arch_sets"]:
+        sources += [(column, f"{scores_dir}/{labels}-sampled.json") for column, labels, _ in supernet_estimators(params)]
+    sources.append(("ground_truth", ground_truth))
+    out = []
+    for name, path in sources:
+        doc = read_results(path, keys=("arch",))
+        for r in doc["results"]:
+            if r.get("status", "ok") != "ok":  # a supernet's scores carry its epoch at the top
+                out.append({"estimator": name, "arch": r["arch"],
+                            "epoch": r.get("diverged_epoch", doc.get("diverged_epoch"))})
+    return out
 
 
 @main_guard
@@ -29,18 +73,37 @@ def main():
     p.add_argument("--xlsx", default="results/report.xlsx")
     p.add_argument("--plots", default="results/plots")
     p.add_argument("--metrics", default="results/metrics.json")
+    p.add_argument("--proxy-dir", default="results/proxy", help="per-arch proxy results (for the diverged sheet)")
+    p.add_argument("--scores-dir", default="results/scores", help="supernet scores (for the diverged sheet)")
+    p.add_argument("--ground-truth", default="results/ground_truth.json")
     args = p.parse_args()
     params = load_params(args.params)
-    estimates, correlation = _read_csv(args.estimates), _read_csv(args.correlation)
+    # every input is read and checked before anything is written
+    proxies = [f"proxy_{n}" for n in params["proxy"]["settings"]]
+    estimates = _read_csv(args.estimates, ["arch", "ground_truth", *proxies], nonempty=True)
+    correlation = _read_csv(args.correlation, ["estimator", "kendall_tau", "kendall_tau_low", "kendall_tau_high",
+                                               "spearman_rho", "pearson_r", "seconds_per_arch"])
+    missing = [n for n in proxies if n not in {c["estimator"] for c in correlation}]
+    if missing:
+        raise CheckpointError(f"{args.correlation}: no row for {', '.join(missing)} (rerun correlate)")
     gt = params["ground_truth"]
     gt_label = gt["setting"] if gt["source"] == "retrain" else f"table {gt['column']}"
-    found = read_json(args.found)["results"]
+    # a found `arch` is null when its search has no pick (it diverged): not checked as a string
+    found = read_results(args.found, keys=("search", "method", "labels", "indicator", "estimator",
+                                           "search_score", "ground_truth", "search_seconds",
+                                           "supernet_train_seconds"))["results"]
+    cfg = params["search"]
+    searches = [read_results(f"{args.search_dir}/{s}_{e}.json", ("elapsed", "score"), top=("estimator", "method"),
+                             rows="history") for s in cfg["strategies"] for e in cfg["estimators"]]
+    alphas = {m: read_results(f"{args.search_dir}/{m}.json", top=("name", "best"), rows="history")
+              for m in params["differentiable"]["methods"]}
+    diverged = _diverged(params, args.proxy_dir, args.scores_dir, args.ground_truth)
     about = provenance(params, inputs=[args.estimates, args.correlation, args.found])
 
     with atomic_path(args.xlsx) as tmp:
         report.write_workbook(tmp, settings={n: params["settings"][n] for n in params["proxy"]["settings"]},
                               estimates=estimates, correlation=correlation, ground_truth_label=gt_label, about=about,
-                              found=found)
+                              found=found, diverged=diverged)
 
     # build the plot folder beside the target and swap it in whole
     plots = Path(args.plots)
@@ -54,8 +117,6 @@ def main():
         report.plot_estimate_vs_truth(tmp_dir / f"{c['estimator']}_vs_ground_truth.png", c["estimator"],
                                    [r[c["estimator"]] for r in estimates], truth, c)
     report.plot_correlation_vs_cost(tmp_dir / "correlation_vs_cost.png", correlation)
-    cfg = params["search"]
-    searches = [read_json(f"{args.search_dir}/{s}_{e}.json") for s in cfg["strategies"] for e in cfg["estimators"]]
     if searches:
         report.plot_best_so_far(tmp_dir / "search_best_so_far.png", searches)
     if params["differentiable"]["methods"]:
@@ -66,9 +127,12 @@ def main():
             edges, cells = [f"{src}→{dst}" for dst, src in space.EDGES], ()
         else:
             edges, cells = [f"{inp}→{node}" for node, inp in space.EDGE_INPUTS], space.CELLS
-        for method in params["differentiable"]["methods"]:
-            report.plot_alphas(tmp_dir / f"alphas_{method}.png", read_json(f"{args.search_dir}/{method}.json"),
-                               space.OPS, edges, cells)
+        for method, doc in alphas.items():
+            try:
+                report.plot_alphas(tmp_dir / f"alphas_{method}.png", doc, space.OPS, edges, cells)
+            except (KeyError, TypeError, ValueError, IndexError) as e:  # alphas of the wrong shape
+                raise CheckpointError(f"{args.search_dir}/{method}.json: unreadable alphas ({type(e).__name__}: "
+                                      f"{e}) (rerun differentiable_search)") from None
     shutil.rmtree(plots, ignore_errors=True)
     tmp_dir.rename(plots)
 

@@ -2,7 +2,10 @@
 
 `--arch-set sampled` scores the archs of `--archs` by both indicators; `--arch-set all` scores every cell of
 the space by angle only (no forward pass: all 15,625 NB201 cells in seconds; NB201 only). Sharded like proxy training.
+A supernet trained to a non-finite loss (meta `status: diverged`) gives every arch NaN scores with `status: diverged`.
 """
+import math
+
 from nasflow.errors import ParamsError
 from stages.common import configure_torch, load_params, main_guard, parse_shard, parser, provenance, write_json
 from stages.training import load_splits, read_archs
@@ -38,19 +41,26 @@ def main():
     init, _ = load_state(f"{args.supernet_dir}/init.pt")
     final, meta = load_state(f"{args.supernet_dir}/final.pt")
     indicators = ["angle"] if args.arch_set == "all" else list(INDICATORS)
-    splits = load_splits(params, setting) if "supernet_acc" in indicators else None
-    with claim_device(params["device"]) as device:
-        scorer = SupernetScorer(init, final, setting, splits, seed=params["seed"], device=device,
-                                bn_batches=sn["bn_batches"], max_eval=sn["max_eval"], space=params["space"])
-        scores, seconds = {}, {}
-        for ind in indicators:
-            scores[ind], seconds[ind] = scorer.score(ind, archs)
-        device_name = describe(device)
+    status = meta.get("status", "ok")
+    scores, seconds = {}, {}
+    if status != "ok":  # a diverged supernet scores nothing: NaN for every arch, with its status
+        scores = {ind: [math.nan] * len(archs) for ind in indicators}
+        seconds = {ind: 0.0 for ind in indicators}
+        device_name = None
+    else:
+        splits = load_splits(params, setting) if "supernet_acc" in indicators else None
+        with claim_device(params["device"]) as device:
+            scorer = SupernetScorer(init, final, setting, splits, seed=params["seed"], device=device,
+                                    bn_batches=sn["bn_batches"], max_eval=sn["max_eval"], space=params["space"])
+            for ind in indicators:
+                scores[ind], seconds[ind] = scorer.score(ind, archs)
+            device_name = describe(device)
     results = [{"id": r["id"], "arch": a, **{ind: scores[ind][k] for ind in indicators},
-                **{f"{ind}_seconds": seconds[ind] / max(len(archs), 1) for ind in indicators}}
+                **{f"{ind}_seconds": seconds[ind] / max(len(archs), 1) for ind in indicators}, "status": status}
                for k, (r, a) in enumerate(zip(records, archs))]
     write_json(args.out, {"kind": "supernet_scores", "labels": args.labels, "indicators": indicators,
                           "supernet_train_seconds": meta.get("train_seconds"),
+                          "supernet_status": status, "diverged_epoch": meta.get("diverged_epoch"),
                           "shard": list(args.shard), "device": device_name, "seconds": sum(seconds.values()),
                           "results": results, "provenance": provenance(params, inputs=[args.supernet_dir, args.archs])})
 

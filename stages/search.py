@@ -2,10 +2,15 @@
 `search:` matrix of params. Estimators: `proxy_<setting>` (train each queried arch under that budget,
 sharing proxy_train's cache; cost = its training seconds), `table` (look up `search.table_column` of the
 NB201 table; cost from the documented cost model), `angle_<labels>` / `supernet_acc_<labels>` (a trained
-RLNAS supernet; cost = scoring seconds). The pick goes on to `found_ground_truth`."""
+RLNAS supernet; cost = scoring seconds). The pick goes on to `found_ground_truth`.
+
+A diverged proxy training scores -inf (the worst score; its history entry says `status: diverged` and
+writes the score as NaN), so the pick is never a diverged arch; when every evaluation diverged, or the
+supernet estimator's supernet diverged (then nothing is searched), `best` is None and `status` "diverged"."""
+import math
 import time
 
-from nasflow.errors import ParamsError
+from nasflow.errors import DivergedError, ParamsError
 from stages.common import configure_torch, load_params, main_guard, parser, provenance, table_path, write_json
 from stages.training import load_splits, work_dir
 
@@ -24,6 +29,8 @@ def make_estimator(name: str, params: dict, space, device):
         def proxy(arch):
             result = train_archs([arch], space=space, setting=setting, splits=splits, seed=seed, device=device,
                                  work_dir=work, progress=False)[0]
+            if result.get("status", "ok") != "ok":  # diverged: the worst score, never NaN
+                return -math.inf, float(result["seconds"])
             return float(result["final_acc"]), float(result["seconds"])
 
         return proxy
@@ -37,7 +44,9 @@ def make_estimator(name: str, params: dict, space, device):
     sn = params["supernet"]
     setting = params["settings"][sn["setting"]]
     init, _ = load_state(f"results/supernet/{labels}/init.pt")
-    final, _ = load_state(f"results/supernet/{labels}/final.pt")
+    final, meta = load_state(f"results/supernet/{labels}/final.pt")
+    if meta.get("status", "ok") != "ok":
+        raise DivergedError(f"the {labels}-label supernet diverged (epoch {meta.get('diverged_epoch')})")
     scorer = SupernetScorer(init, final, setting, load_splits(params, setting) if indicator == "supernet_acc" else None,
                             seed=seed, device=device, bn_batches=sn["bn_batches"], max_eval=sn["max_eval"],
                             space=params["space"])
@@ -67,17 +76,26 @@ def main():
         raise ParamsError(f"search: {args.strategy} x {args.estimator} is not in the search matrix of {args.params}")
     space = get_space(params["space"])
     start = time.time()
+    strategy = get_strategy(args.strategy)
     with claim_device(params["device"]) as device:
-        estimator = make_estimator(args.estimator, params, space, device)
-        result = get_strategy(args.strategy)(space, estimator, Budget.of(cfg["budget"]), params["seed"],
-                                             **cfg.get(args.strategy, {}))
+        try:
+            estimator = make_estimator(args.estimator, params, space, device)
+        except DivergedError:  # a diverged supernet ranks nothing: no search, no pick
+            estimator = None
+        result = None if estimator is None else strategy(space, estimator, Budget.of(cfg["budget"]), params["seed"],
+                                                         **cfg.get(args.strategy, {}))
         device_name = describe(device)
-    best = result.best
+    history = result.history if result is not None else []
+    best = result.best if result is not None else None
+    diverged = [e for e in history if e.status != "ok"]
+    status = "ok" if best is not None or (result is not None and not diverged) else "diverged"
     write_json(args.out, {
         "kind": "search", "method": args.strategy, "name": f"{args.strategy}_{args.estimator}",
         "estimator": args.estimator, "best": best.arch if best else None, "best_score": best.score if best else None,
-        "history": [e._asdict() for e in result.history], "budget": cfg["budget"],
-        "spent_seconds": result.spent, "n_evals": result.n_evals, "search_seconds": time.time() - start,
+        "status": status, "n_diverged": len(diverged),
+        "history": [{**e._asdict(), "score": e.score if e.status == "ok" else math.nan} for e in history],
+        "budget": cfg["budget"], "spent_seconds": result.spent if result is not None else 0.0,
+        "n_evals": len(history), "search_seconds": time.time() - start,
         "device": device_name, "provenance": provenance(params),
     })
 

@@ -236,3 +236,79 @@ def test_loader_channels_last_is_the_same_batch(digits):
     (xa, ya), (xb, yb) = next(iter(a)), next(iter(b))
     assert xa.is_contiguous() and xb.is_contiguous(memory_format=torch.channels_last)
     assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+# ------------------------------------------------------------------------- augment order (BPE vs NB201)
+
+def _images(n=64, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8)
+
+
+def test_crop_then_resize_shapes_and_padding():
+    x, y = _images(), torch.arange(64)
+    ld = _loader(x, y, batch_size=16, image_size=16, augment_order="crop_then_resize", cutout=4)
+    assert ld.pad == 4 and tuple(ld.x.shape) == (64, 40, 40, 3)  # padded at the native 32 px: pad 32 // 8
+    xs = list(ld)
+    assert len(xs) == 4 and all(xb.shape == (16, 3, 16, 16) and xb.dtype == torch.float32 for xb, _ in xs)
+    assert xs[0][0].is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(torch.sort(torch.cat([yb for _, yb in xs])).values, y)
+    nb201 = _loader(x, y, batch_size=16, image_size=16)
+    assert nb201.pad == 2 and tuple(nb201.x.shape) == (64, 20, 20, 3)  # resized first: pad 16 // 8
+    ev = _loader(x, y, batch_size=16, image_size=16, train=False, augment_order="crop_then_resize")
+    ev_plain = _loader(x, y, batch_size=16, image_size=16, train=False)
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(ev, ev_plain))  # evaluation: resized only
+    with pytest.raises(ParamsError, match="augment_order"):
+        _loader(x, y, image_size=16, augment_order="resize_first")
+
+
+def test_crop_then_resize_deterministic_per_seed():
+    x, y = _images(), torch.arange(64)
+    a = _loader(x, y, batch_size=64, image_size=16, augment_order="crop_then_resize", seed=3)
+    b = _loader(x, y, batch_size=64, image_size=16, augment_order="crop_then_resize", seed=3)
+    c = _loader(x, y, batch_size=64, image_size=16, augment_order="crop_then_resize", seed=4)
+    (xa, ya), (xb, yb), (xc, _) = next(iter(a)), next(iter(b)), next(iter(c))
+    assert torch.equal(xa, xb) and torch.equal(ya, yb) and not torch.equal(xa, xc)
+    b.set_epoch(0)
+    assert torch.equal(next(iter(b))[0], xa)
+
+
+def test_crop_then_resize_without_crop_or_flip_is_a_plain_resize():
+    x, y = _images(), torch.arange(64)
+    ld = _loader(x, y, batch_size=64, image_size=16, augment_order="crop_then_resize", crop_padding=0,
+                 flip=False)
+    xb, yb = next(iter(ld))
+    ev = _loader(x, y, batch_size=64, image_size=16, train=False)  # resized once, in order
+    xe = next(iter(ev))[0]
+    assert torch.allclose(xb, xe[yb], atol=1e-6)
+
+
+def test_crop_then_resize_is_crop_flip_then_resize_per_image():
+    """The batched pipeline equals the per-image one (pad, crop at 32, flip, then resize), with the loader's draws."""
+    import torch.nn.functional as F
+
+    x, y = _images(32), torch.arange(32)
+    ld = _loader(x, y, batch_size=32, image_size=16, augment_order="crop_then_resize", mean=(0,) * 3, std=(1,) * 3,
+                 seed=5)
+    xb, yb = next(iter(ld))
+    g = torch.Generator().manual_seed(5 * 1000 + 0)  # the loader's draws for epoch 0, in its order
+    perm = torch.randperm(32, generator=g)
+    oy, ox = torch.randint(0, 9, (32,), generator=g), torch.randint(0, 9, (32,), generator=g)
+    fl = torch.randint(0, 2, (32,), generator=g).bool()
+    assert torch.equal(perm, yb)
+    for k in range(32):
+        im = F.pad(x[perm[k]].float() / 255, (4, 4, 4, 4))[:, oy[k]:oy[k] + 32, ox[k]:ox[k] + 32]
+        im = im.flip(-1) if fl[k] else im
+        ref = F.interpolate(im[None], size=(16, 16), mode="bilinear", align_corners=False, antialias=True)[0]
+        assert torch.allclose(xb[k], ref, atol=1e-5)
+    assert fl.any() and not fl.all() and len(set(oy.tolist())) > 3
+
+
+def test_both_orders_agree_at_the_native_size():
+    x, y = _images(size=16), torch.arange(64)
+    for kw in ({}, {"cutout": 4}, {"crop_padding": 0, "flip": False}):
+        a = _loader(x, y, batch_size=20, image_size=16, seed=2, **kw)
+        b = _loader(x, y, batch_size=20, image_size=16, seed=2, augment_order="crop_then_resize", **kw)
+        assert a.pad == b.pad
+        for (xa, ya), (xb, yb) in zip(a, b):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)

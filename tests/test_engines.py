@@ -16,25 +16,26 @@ from openpyxl import load_workbook
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE_FILES = ["Snakefile", "dvc.yaml", "params.yaml", ".dvcignore", ".dvc/config", "workflow", "stages", "nasflow"]
 
+OPT = {"momentum": 0.9, "nesterov": True, "grad_clip": 5.0}  # the schema's defaults before they became neutral
 TINY = {
     "seed": 0, "device": "cpu", "threads": 1,
     "data": {"dataset": "digits", "root": "data", "path": None, "download": False, "subset": 300},
     "space": "nb201",
     "sample": {"n_archs": 4},
-    "settings": {
-        "bpe1": {"epochs": 1, "batch_size": 64, "lr": 0.05, "weight_decay": 3e-4, "channels": 4,
+    "settings": {  # every setting states its optimiser (momentum, nesterov, grad_clip): no defaults filled in
+        "bpe1": {"epochs": 1, "batch_size": 64, "lr": 0.05, "weight_decay": 3e-4, **OPT, "channels": 4,
                  "cells_per_stage": 1, "image_size": 8, "cutout": 0, "precision": 32},
-        "bpe2": {"epochs": 2, "batch_size": 64, "lr": 0.05, "weight_decay": 3e-4, "channels": 4,
+        "bpe2": {"epochs": 2, "batch_size": 64, "lr": 0.05, "weight_decay": 3e-4, **OPT, "channels": 4,
                  "cells_per_stage": 1, "image_size": 8, "cutout": 0, "precision": 32},
-        "full": {"epochs": 2, "batch_size": 64, "lr": 0.05, "weight_decay": 5e-4, "channels": 4,
+        "full": {"epochs": 2, "batch_size": 64, "lr": 0.05, "weight_decay": 5e-4, **OPT, "channels": 4,
                  "cells_per_stage": 1, "image_size": 16, "cutout": 0, "precision": 32},
-        "supernet": {"epochs": 2, "batch_size": 64, "lr": 0.05, "weight_decay": 5e-4, "channels": 4,
+        "supernet": {"epochs": 2, "batch_size": 64, "lr": 0.05, "weight_decay": 5e-4, **OPT, "channels": 4,
                      "cells_per_stage": 1, "image_size": 8, "cutout": 0, "precision": 32, "eval_split": "valid"},
     },
     "proxy": {"settings": ["bpe1", "bpe2"]},
     "ground_truth": {"source": "retrain", "setting": "full"},
     "supernet": {"setting": "supernet", "labels": ["random", "true"], "arch_sets": ["sampled", "all"],
-                 "bn_batches": 1, "max_eval": 64},
+                 "bn_batches": 1, "max_eval": 64, "grad_reset": "zeros"},
     "evolution": {"indicators": ["angle", "supernet_acc"], "population": 4, "topk": 2, "mutations": 2,
                   "crossovers": 2, "mutation_prob": 0.5, "generations": 2},
     "search": {"strategies": ["rs", "rea"], "estimators": ["proxy_bpe1", "angle_random"], "budget": {"evaluations": 3},
@@ -117,7 +118,8 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     assert len(est) == 4
     estimators = ["proxy_bpe1", "proxy_bpe2", "angle_random", "supernet_acc_random", "angle_true", "supernet_acc_true"]
     assert list(est[0]) == ["arch", *estimators, "ground_truth", *(f"{e}_seconds" for e in estimators),
-                            "ground_truth_seconds"]
+                            "ground_truth_seconds", *(f"{e}_status" for e in estimators), "ground_truth_status"]
+    assert {r[f"{e}_status"] for r in est for e in estimators} == {"ok"}
     corr = read_csv(results / "correlation.csv")
     assert [c["estimator"] for c in corr] == estimators  # no table: no all-archs row
     found = json.loads((results / "found.json").read_text())["results"]
@@ -186,9 +188,9 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
 def test_darts_space_study_through_snakemake(tmp_path, engine_env):
     """`space: darts` runs the same DAG: BPE proxies, retrained ground truth, the RLNAS DARTS supernet (angle,
     evolution), multi-trial searches and GDAS / DARTS with 8-op mixed edges, all on DARTS genotypes."""
-    small = {"epochs": 1, "batch_size": 64, "lr": 0.05, "weight_decay": 3e-4, "channels": 4, "layers": 3,
+    small = {"epochs": 1, "batch_size": 64, "lr": 0.05, "weight_decay": 3e-4, **OPT, "channels": 4, "layers": 3,
              "image_size": 8, "cutout": 0, "precision": 32, "aux_weight": 0.4, "drop_path": 0.2}
-    supernet = {"epochs": 1, "batch_size": 64, "lr": 0.05, "weight_decay": 3e-4, "nesterov": False, "channels": 4,
+    supernet = {"epochs": 1, "batch_size": 64, "lr": 0.05, "weight_decay": 3e-4, **OPT, "nesterov": False, "channels": 4,
                 "layers": 3, "image_size": 8, "eval_split": "valid"}
     params = yaml.safe_load(yaml.safe_dump(TINY))
     differentiable = {k: v for k, v in TINY["differentiable"].items() if k != "cells_per_stage"}

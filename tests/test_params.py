@@ -81,3 +81,24 @@ def test_invalid_yaml_is_one_line(tmp_path):
     path.write_text("seed: [1,\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(path)
+
+
+def test_defaults_are_neutral_and_filled_in_defaults_are_named(capsys):
+    params = copy.deepcopy(DEFAULT)
+    validate_params(params)
+    assert capsys.readouterr().err == ""  # the demo states every protocol key
+    assert params["supernet"]["grad_reset"] == "zeros"
+    assert params["settings"]["bpe1"]["augment_order"] == "crop_then_resize"
+    assert params["settings"]["full"]["augment_order"] == "resize_then_crop"
+    params = copy.deepcopy(DEFAULT)
+    for key in ("momentum", "nesterov", "grad_clip"):
+        del params["settings"]["full"][key]
+    del params["settings"]["bpe1"]["grad_clip"]
+    del params["supernet"]["grad_reset"]
+    validate_params(params)
+    full, bpe1 = params["settings"]["full"], params["settings"]["bpe1"]
+    assert (full["momentum"], full["nesterov"], full["grad_clip"]) == (0.9, False, None)
+    assert bpe1["grad_clip"] is None and params["supernet"]["grad_reset"] == "zeros"
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["params.yaml: settings.bpe1: filled in defaults grad_clip=null",
+                   "params.yaml: settings.full: filled in defaults momentum=0.9, nesterov=false, grad_clip=null"]

@@ -277,5 +277,5 @@ def test_bench_search_stage(shared_data, tmp_path, engine_env):
     assert (tmp_path / "bench_search.json").exists() and "NB201 paper" in (tmp_path / "bench_search.md").read_text()
     bad = subprocess.run(cmd[:-6] + ["--seeds", "1", "--strategies", "ga"], cwd=ROOT, env=engine_env,
                          capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown search strategy")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: bench_search: unknown search strategy")
 

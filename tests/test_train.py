@@ -21,7 +21,7 @@ def tiny_cnn(num_classes=10, dropout=0.0):
         nn.Flatten(), nn.Dropout(dropout), nn.Linear(32 * 4 * 4, num_classes))
 
 
-CFG = TrainConfig(epochs=3, batch_size=64, lr=0.05, image_size=16)
+CFG = TrainConfig(epochs=3, batch_size=64, lr=0.05, image_size=16, nesterov=True, grad_clip=5.0)
 
 
 def run(splits, cfg=CFG, seed=0, dropout=0.1, **kw):
@@ -107,3 +107,49 @@ def test_config_validation():
         TrainConfig(epochs=0, batch_size=8, lr=0.1)
     cfg = TrainConfig.from_dict({"epochs": 2, "batch_size": 8, "lr": 0.1, "channels": 8, "image_size": 16})
     assert cfg.image_size == 16
+
+
+class _TwoHeads(nn.Module):
+    """A stem and two heads: the first training step uses both heads, every later one only head `b` (as a
+    supernet step that does not sample an op). `a_after_first` is head a's weight after the first step."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.a, self.b = nn.Linear(4, 10), nn.Linear(4, 10)
+        self.steps, self.a_after_first = 0, None
+
+    def forward(self, x):
+        h = self.stem(x).mean((2, 3))
+        if not self.training:
+            return self.b(h)
+        self.steps += 1
+        if self.steps == 2:
+            self.a_after_first = self.a.weight.detach().clone()
+        return self.a(h) + self.b(h) if self.steps == 1 else self.b(h)
+
+
+@pytest.mark.parametrize("grad_reset", ["none", "zeros"])
+def test_grad_reset_moves_unused_params_only_with_zeros(digits, grad_reset):
+    splits = load_dataset("digits", subset=256)
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=0.05, image_size=16, momentum=0.9, weight_decay=5e-4,
+                      grad_reset=grad_reset)
+    seed_everything(0)
+    model = _TwoHeads()
+    train(model, splits, cfg, seed=0, device="cpu", progress=False)
+    assert model.steps == 4 and model.a_after_first is not None
+    if grad_reset == "none":  # grads set to None: SGD skips head a after its one step
+        assert torch.equal(model.a.weight, model.a_after_first) and model.a.weight.grad is None
+    else:  # zeroed grads (PyTorch 1.4's zero_grad): weight decay and momentum keep moving head a
+        assert not torch.allclose(model.a.weight, model.a_after_first, atol=1e-6)
+        assert torch.count_nonzero(model.a.weight.grad) == 0
+
+
+def test_grad_reset_and_augment_order_are_checked():
+    neutral = TrainConfig(epochs=1, batch_size=8, lr=0.1)  # the params schema's defaults
+    assert (neutral.grad_reset, neutral.nesterov, neutral.grad_clip, neutral.momentum) == ("none", False, None, 0.9)
+    assert (neutral.lr_min, neutral.label_smoothing, neutral.augment_order) == (0.0, 0.0, "resize_then_crop")
+    with pytest.raises(ParamsError, match="grad_reset"):
+        TrainConfig(epochs=1, batch_size=8, lr=0.1, grad_reset="zero")
+    with pytest.raises(ParamsError, match="augment_order"):
+        TrainConfig(epochs=1, batch_size=8, lr=0.1, augment_order="crop")

@@ -35,11 +35,23 @@ def bootstrap_tau(estimate, truth, n_boot: int, seed: int, level: float = 0.95) 
     return float(lo), float(hi)
 
 
+MIN_PAIRS = 3  # fewer finite (estimate, truth) pairs than this: every correlation is NaN
+
+
 def correlation_row(name: str, estimate, truth, seconds=None, *, n_boot: int = 1000, seed: int = 0) -> dict:
-    """One row of results/correlation.csv. tau is scipy's default (tau-b, ties handled)."""
+    """One row of results/correlation.csv. tau is scipy's default (tau-b, ties handled).
+
+    Only the pairs where both the estimate and the truth are finite count (a diverged training is NaN, never
+    a score): `n` is their number, and with fewer than `MIN_PAIRS` of them tau, rho, r and the interval are
+    NaN (the top-10% overlap too when there is none). `seconds_per_arch` averages over every arch: a diverged
+    training was paid for."""
     estimate, truth = np.asarray(estimate, float), np.asarray(truth, float)
-    lo, hi = bootstrap_tau(estimate, truth, n_boot, seed)
-    constant = np.ptp(estimate) == 0 or np.ptp(truth) == 0  # correlations are undefined, say nan quietly
+    finite = np.isfinite(estimate) & np.isfinite(truth)
+    estimate, truth = estimate[finite], truth[finite]
+    few = len(truth) < MIN_PAIRS
+    lo, hi = (math.nan, math.nan) if few else bootstrap_tau(estimate, truth, n_boot, seed)
+    # constant input: correlations are undefined, say nan quietly
+    constant = few or np.ptp(estimate) == 0 or np.ptp(truth) == 0
     with np.errstate(all="ignore"):
         tau = math.nan if constant else float(stats.kendalltau(estimate, truth).statistic)
         rho = math.nan if constant else float(stats.spearmanr(estimate, truth).statistic)
@@ -52,6 +64,6 @@ def correlation_row(name: str, estimate, truth, seconds=None, *, n_boot: int = 1
         "kendall_tau_high": hi,
         "spearman_rho": rho,
         "pearson_r": r,
-        "top10_overlap": top_overlap(estimate, truth),
+        "top10_overlap": top_overlap(estimate, truth) if len(truth) else math.nan,
         "seconds_per_arch": float(np.mean(seconds)) if seconds is not None and len(seconds) else math.nan,
     }

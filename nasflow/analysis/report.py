@@ -15,16 +15,27 @@ SETTING_ROWS = [("epochs", "epochs"), ("batch size", "batch_size"), ("lr", "lr")
 
 
 def _cell(v):
-    """openpyxl cannot store NaN; an empty cell says 'undefined'."""
+    """openpyxl cannot store NaN; an empty cell says 'undefined' (or diverged)."""
     if isinstance(v, float) and math.isnan(v):
         return None
     return v
 
 
+def _finite_stat(values: np.ndarray, stat: str):
+    """Mean or sample std over the finite values (diverged archs are NaN); None when too few."""
+    v = values[np.isfinite(values)]
+    if stat == "mean":
+        return float(v.mean()) if len(v) else None
+    return float(v.std(ddof=1)) if len(v) > 1 else None
+
+
 def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], correlation: list[dict],
-                   ground_truth_label: str, about: dict, found: list[dict] | None = None) -> None:
-    """settings: proxy setting name -> setting dict; estimates: rows of estimates.csv (dicts); found: the
-    searches' picks with their ground truth (results/found.json's results)."""
+                   ground_truth_label: str, about: dict, found: list[dict] | None = None,
+                   diverged: list[dict] | None = None) -> None:
+    """settings: proxy setting name -> setting dict; estimates: rows of estimates.csv (dicts; a diverged
+    training's score NaN or None: an empty cell, left out of Mean/Std); found: the searches' picks with their
+    ground truth (results/found.json's results); diverged: {"estimator", "arch", "epoch"} per diverged training
+    (sheet `diverged`, which says "none" when there is none)."""
     wb = Workbook()
     bold = Font(bold=True)
 
@@ -37,11 +48,11 @@ def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], co
             ws.append([label, *(settings[n].get(key) for n in names)])
     ws.append(["arch", *([None] * len(names))])
     for row in estimates:
-        ws.append([row["arch"], *(row[f"proxy_{n}"] for n in names)])
+        ws.append([row["arch"], *(_cell(row[f"proxy_{n}"]) for n in names)])
     by_name = {c["estimator"]: c for c in correlation}
     scores = {n: np.array([r[f"proxy_{n}"] for r in estimates], float) for n in names}
-    ws.append(["Mean", *(float(scores[n].mean()) for n in names)])
-    ws.append(["Std", *(float(scores[n].std(ddof=1)) if len(scores[n]) > 1 else None for n in names)])
+    ws.append(["Mean", *(_finite_stat(scores[n], "mean") for n in names)])
+    ws.append(["Std", *(_finite_stat(scores[n], "std") for n in names)])
     ws.append(["Spearman", *(_cell(by_name[f"proxy_{n}"]["spearman_rho"]) for n in names)])
     ws.append(["Kendall", *(_cell(by_name[f"proxy_{n}"]["kendall_tau"]) for n in names)])
     ws.append(["seconds per arch", *(_cell(by_name[f"proxy_{n}"]["seconds_per_arch"]) for n in names)])
@@ -52,7 +63,7 @@ def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], co
     ws = wb.create_sheet("ground_truth")
     ws.append(["arch", f"accuracy ({ground_truth_label})"])
     for row in estimates:
-        ws.append([row["arch"], row["ground_truth"]])
+        ws.append([row["arch"], _cell(row["ground_truth"])])
     ws.column_dimensions["A"].width = 70
 
     ws = wb.create_sheet("correlation")
@@ -67,14 +78,14 @@ def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], co
         ws.append(["labels", "indicator", "found arch", f"ground truth ({ground_truth_label})", "indicator score",
                    "search seconds", "supernet training seconds"])
         for f in rlnas:
-            ws.append([f["labels"], f["indicator"], f["arch"], f["ground_truth"], f["search_score"],
-                       f["search_seconds"], f["supernet_train_seconds"]])
+            ws.append([_cell(v) for v in (f["labels"], f["indicator"], f["arch"], f["ground_truth"],
+                                          f["search_score"], f["search_seconds"], f["supernet_train_seconds"])])
         ws.column_dimensions["C"].width = 70
 
     if found:  # every search's pick: method, estimator, the arch, its ground truth and what the search cost
         ws = wb.create_sheet("searches")
         ws.append(["search", "method", "estimator / indicator", "found arch", "search score",
-                   f"ground truth ({ground_truth_label})", "search seconds"])
+                   f"ground truth ({ground_truth_label})", "search seconds", "status"])
         for f in found:
             if f.get("estimator"):
                 how = f["estimator"]
@@ -82,9 +93,19 @@ def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], co
                 how = f"{f['indicator']} ({f['labels']} labels)"
             else:  # differentiable: the search's own weight-sharing supernet
                 how = "weight-sharing supernet"
-            ws.append([f["search"], f["method"], how, f["arch"], f["search_score"], f["ground_truth"],
-                       f["search_seconds"]])
+            status = next((f[k] for k in ("search_status", "ground_truth_status") if f.get(k) not in (None, "ok")),
+                          "ok")  # diverged search (no pick) or diverged retraining of the pick
+            ws.append([_cell(v) for v in (f["search"], f["method"], how, f["arch"], f["search_score"],
+                                          f["ground_truth"], f["search_seconds"], status)])
         ws.column_dimensions["D"].width = 70
+
+    ws = wb.create_sheet("diverged")  # every training that ended on a non-finite loss: never a score
+    ws.append(["estimator", "arch", "epoch"])
+    for d in diverged or []:
+        ws.append([d["estimator"], d["arch"], d.get("epoch")])
+    if not diverged:
+        ws.append(["none"])
+    ws.column_dimensions["B"].width = 70
 
     ws = wb.create_sheet("about")
     ws.append(["what made this workbook"])
@@ -109,8 +130,10 @@ def _pyplot():
 def plot_estimate_vs_truth(path, name: str, estimate, truth, row: dict) -> None:
     plt = _pyplot()
 
+    estimate, truth = np.asarray(estimate, float), np.asarray(truth, float)
+    keep = np.isfinite(estimate) & np.isfinite(truth)  # a diverged training has no point
     fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.scatter(truth, estimate, s=18, alpha=0.8)
+    ax.scatter(truth[keep], estimate[keep], s=18, alpha=0.8)
     ax.set_xlabel("ground-truth accuracy (%)")
     ax.set_ylabel(name if not name.startswith("proxy_") else f"{name} accuracy (%)")
     ax.set_title(f"{name}: Kendall τ {row['kendall_tau']:.3f}, Spearman ρ {row['spearman_rho']:.3f}", fontsize=9)
@@ -126,7 +149,9 @@ def plot_correlation_vs_cost(path, correlation: list[dict]) -> None:
     fig, ax = plt.subplots(figsize=(5, 4))
     for c in correlation:
         tau, lo, hi = c["kendall_tau"], c["kendall_tau_low"], c["kendall_tau_high"]
-        yerr = None if math.isnan(lo) else [[tau - lo], [hi - tau]]
+        if not (math.isfinite(tau) and math.isfinite(c["seconds_per_arch"])):
+            continue  # no finite pairs (e.g. every arch diverged): nothing to plot
+        yerr = None if math.isnan(lo) or math.isnan(hi) else [[tau - lo], [hi - tau]]
         ax.errorbar(c["seconds_per_arch"], tau, yerr=yerr, fmt="o", capsize=3, label=c["estimator"])
     ax.set_xscale("log")
     from matplotlib.ticker import NullFormatter
@@ -150,7 +175,9 @@ def plot_best_so_far(path, searches: list[dict]) -> None:
     for ax, est in zip(axes[0], estimators):
         for s in (s for s in searches if s["estimator"] == est):
             elapsed = [h["elapsed"] for h in s["history"]]
-            best = np.maximum.accumulate([h["score"] for h in s["history"]]) if s["history"] else []
+            # a diverged evaluation's score is NaN (or null): it never raises the best so far
+            scores = np.array([np.nan if h["score"] is None else h["score"] for h in s["history"]], float)
+            best = np.fmax.accumulate(np.where(np.isfinite(scores), scores, np.nan)) if len(scores) else []
             ax.step(elapsed, best, where="post", label=s["method"])
         ax.set_title(est, fontsize=9)
         ax.set_xlabel("estimator cost spent (s)")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import sys
 import zlib
 from dataclasses import fields
 from pathlib import Path
 
 import torch
 
+from nasflow.cache import code_fingerprint, key_lock, write_text_atomic
 from nasflow.data import Splits
 from nasflow.train import TrainConfig, train
 
@@ -29,7 +30,9 @@ def train_config(setting: dict) -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)}
     unknown = set(setting) - known - _NETWORK_KEYS
     if unknown:
-        raise ValueError(f"setting has keys the training engine does not know: {sorted(unknown)}")
+        from nasflow.errors import ParamsError
+
+        raise ParamsError(f"setting has keys the training engine does not know: {sorted(unknown)}")
     return TrainConfig(**{k: v for k, v in setting.items() if k in known})
 
 
@@ -48,38 +51,65 @@ def depth_of(space, setting: dict) -> int:
 
 
 def train_arch(arch: str, *, space, setting: dict, splits: Splits, seed: int, device, checkpoint=None,
-               progress: bool = True) -> dict:
+               progress: bool = True, fingerprint: str | None = None) -> dict:
     """Train one arch under one setting; returns the per-arch result (curves, final/best accuracy, cost)."""
     s = arch_seed(seed, arch)
     torch.manual_seed(s)
     model = space.build_network(arch, channels=setting["channels"], depth=depth_of(space, setting),
                                 num_classes=splits.num_classes)
     result = train(model, splits, train_config(setting), seed=s, device=device, checkpoint=checkpoint,
-                   progress=progress, desc=arch)
+                   progress=progress, desc=arch, fingerprint=fingerprint)
     return {"arch": arch, "seed": s, "setting": setting, **result}
 
 
 def train_archs(archs: list[str], *, space, setting: dict, splits: Splits, seed: int, device, work_dir,
                 progress: bool = True) -> list[dict]:
-    """Train every arch (skipping those already finished in work_dir); results in the order of `archs`."""
+    """Train every arch, reusing those already finished in work_dir by the same code; results in the order of
+    `archs`.
+
+    work_dir is shared by every job that trains under this setting (proxy_train shards, the searches that
+    query a proxy, ground_truth and found_ground_truth), so each arch is trained under a per-arch lock: a job
+    that finds an arch locked trains its other archs first, then waits and reads the result. A result is
+    reused only when its code fingerprint matches this code's (`nasflow.cache`); otherwise it is retrained.
+    """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for arch in archs:
-        key = digest(arch)
-        done = work_dir / f"{key}.json"
-        if done.exists():
-            try:
-                results.append(json.loads(done.read_text()))
-                continue
-            except json.JSONDecodeError:
-                done.unlink()  # a torn write from a crash: train again
-        ckpt = work_dir / f"{key}.pt"
-        result = train_arch(arch, space=space, setting=setting, splits=splits, seed=seed, device=device,
-                            checkpoint=ckpt, progress=progress)
-        tmp = done.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(result, default=str))
-        os.replace(tmp, done)
-        ckpt.unlink(missing_ok=True)  # the result is kept; the optimiser state is no longer needed
-        results.append(result)
-    return results
+    fingerprint = code_fingerprint(__name__, space.__name__)
+    results: dict[str, dict] = {}
+    pending = list(dict.fromkeys(archs))
+    for blocking in (False, True):  # first pass: skip archs another job is training; second: wait for them
+        deferred = []
+        for arch in pending:
+            key = digest(arch)
+            done = work_dir / f"{key}.json"
+            result = _finished(done, fingerprint)
+            if result is None:
+                with key_lock(work_dir / f"{key}.lock", blocking=blocking) as locked:
+                    if not locked:
+                        deferred.append(arch)
+                        continue
+                    result = _finished(done, fingerprint)  # another job may have finished it meanwhile
+                    if result is None:
+                        ckpt = work_dir / f"{key}.pt"
+                        result = train_arch(arch, space=space, setting=setting, splits=splits, seed=seed,
+                                            device=device, checkpoint=ckpt, progress=progress,
+                                            fingerprint=fingerprint)
+                        write_text_atomic(done, json.dumps(result, default=str))
+                        ckpt.unlink(missing_ok=True)  # the result is kept; the optimiser state is not needed
+            results[arch] = result
+        pending = deferred
+    return [results[arch] for arch in archs]
+
+
+def _finished(path: Path, fingerprint: str) -> dict | None:
+    """The finished result at `path` if the same code made it, else None (missing, torn or stale)."""
+    try:
+        result = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None  # not there yet, or a torn file from before writes were atomic: train (again)
+    if not isinstance(result, dict) or result.get("fingerprint") != fingerprint:
+        if isinstance(result, dict):
+            print(f"{path}: made by other code (fingerprint {result.get('fingerprint')}, now {fingerprint}): "
+                  "training again", file=sys.stderr)
+        return None
+    return result

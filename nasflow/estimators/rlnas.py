@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from nasflow.cache import code_fingerprint, torch_save_atomic
 from nasflow.data import Splits, random_labels
 from nasflow.errors import CheckpointError
 from nasflow.estimators.angle import AngleScorer
@@ -45,8 +46,12 @@ def build_supernet(setting: dict, num_classes: int, seed: int, space="nb201") ->
 
 
 def train_supernet(setting: dict, splits: Splits, *, labels: str, seed: int, device, work_dir,
-                   progress: bool = True, space="nb201") -> dict:
+                   progress: bool = True, space="nb201", grad_reset: str = "zeros") -> dict:
     """Train the supernet on `labels` ('random': drawn once per image from `seed`, fixed for the run).
+
+    `grad_reset`: "zeros" (the default) is the reference's `network.zero_grad()` under PyTorch 1.4: gradients
+    become zeros, so the ops a step did not sample still get weight decay and a momentum step once they have
+    had a gradient; "none" sets them to None (PyTorch >= 2's default), leaving unsampled ops untouched.
 
     Returns {"init": state at epoch 0, "final": state after training, "result": train()'s result}. The
     epoch-0 weights are saved in work_dir first, so a resumed run scores against the same initial weights.
@@ -56,15 +61,16 @@ def train_supernet(setting: dict, splits: Splits, *, labels: str, seed: int, dev
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     model = build_supernet(setting, splits.num_classes, seed, space)
+    fingerprint = code_fingerprint(__name__)
     init_path = work_dir / "init.pt"
-    if not init_path.exists():
-        tmp = init_path.with_suffix(".tmp")
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(init_path)
-    init, _ = load_state(init_path)
+    init, meta = load_state(init_path) if init_path.exists() else (None, {})
+    if init is None or meta.get("fingerprint") != fingerprint:  # other code may build other initial weights
+        torch_save_atomic({"model": model.state_dict(), "meta": {"fingerprint": fingerprint}}, init_path)
+        init, _ = load_state(init_path)
     y = random_labels(len(splits.y_train), splits.num_classes, seed) if labels == "random" else None
-    result = train(model, splits, train_config(setting), seed=seed, device=device,
-                   checkpoint=work_dir / "train.pt", progress=progress, labels=y, desc=f"supernet[{labels}]")
+    result = train(model, splits, train_config({**setting, "grad_reset": grad_reset}), seed=seed, device=device,
+                   checkpoint=work_dir / "train.pt", progress=progress, labels=y, desc=f"supernet[{labels}]",
+                   fingerprint=fingerprint)
     final = {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in model.state_dict().items()}
     return {"init": init, "final": final, "result": result}
 
@@ -79,7 +85,10 @@ def load_state(path) -> tuple[dict, dict]:
         raise CheckpointError(f"corrupt checkpoint {path}: {type(e).__name__}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} does not hold a state dict")
-    return (obj["model"], obj.get("meta", {})) if "model" in obj else (obj, {})
+    state, meta = (obj["model"], obj.get("meta", {})) if "model" in obj else (obj, {})
+    if not isinstance(state, dict) or not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path} does not hold a state dict and its metadata")
+    return state, meta
 
 
 class SupernetScorer:

@@ -68,7 +68,8 @@ def gumbel_hard_weights(alphas: torch.Tensor, tau: float, generator: torch.Gener
     """GDAS' straight-through Gumbel-softmax sample of `alphas` [E, O]: (weights [E, O], index [E]).
 
     `weights` equals the one-hot of `index` in value and carries softmax((log_softmax(alphas) + g) / tau)'s
-    gradient. Draws again (as ADL does) in the vanishingly rare case of an infinite noise or a NaN.
+    gradient. Draws again (as ADL does) in the vanishingly rare case of an infinite noise or a NaN; non-finite
+    `alphas` (a diverged search) raise `DivergedError` instead (no noise would ever make them finite).
     """
     while True:
         noise = torch.empty_like(alphas).exponential_(generator=generator)
@@ -77,6 +78,10 @@ def gumbel_hard_weights(alphas: torch.Tensor, tau: float, generator: torch.Gener
         probs = logits.softmax(dim=-1)
         if torch.isfinite(gumbels).all() and torch.isfinite(probs).all():
             break
+        if not torch.isfinite(alphas).all():  # read only after a failed draw: no extra sync per step
+            from nasflow.errors import DivergedError
+
+            raise DivergedError("gumbel_hard_weights: the alphas are not finite (the search diverged)")
     index = probs.argmax(dim=-1)
     one_hot = torch.zeros_like(probs).scatter_(-1, index.unsqueeze(-1), 1.0)
     return one_hot - probs.detach() + probs, index

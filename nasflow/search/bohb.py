@@ -7,7 +7,8 @@ and pays its full cost, so successive halving re-pays for the configs it promote
 spent, further evaluations return loss inf without being charged (ADL returns 100 and stops charging), and
 no new iteration starts (ADL's run keeps iterating on those dummy losses, which cannot change the pick).
 The pick is hpbandster's incumbent: the best config among those evaluated at the *largest* budget (if none
-reached it, the best evaluated arch).
+reached it, the best evaluated arch). A diverged evaluation (non-finite score) reports the large finite loss
+`DIVERGED_LOSS` to hpbandster (its KDE needs finite losses) and is never the pick.
 
 Needs `pip install hpbandster` (0.7.4; pulls ConfigSpace, Pyro4, serpent, statsmodels, netifaces). ConfigSpace
 >= 1.0 hands hpbandster numpy strings that Pyro4's default serializer rejects, so this module switches the
@@ -25,8 +26,9 @@ from types import ModuleType
 import numpy as np
 
 from nasflow.errors import ParamsError
-from nasflow.search.strategies import Budget, Estimator, SearchResult, Tracker
+from nasflow.search.strategies import STATUS_OK, Budget, Estimator, SearchResult, Tracker
 
+DIVERGED_LOSS = 1e9  # hpbandster's loss for a diverged evaluation: worse than any -score, still finite
 _LOCK = threading.Lock()  # hpbandster state is global-ish (numpy's global RNG, Pyro config): one run at a time
 
 
@@ -68,6 +70,8 @@ def bohb(space: ModuleType, estimator: Estimator, budget, seed: int, *, eta: int
                 return {"loss": float("inf"), "info": None}
             if budget >= max_budget * (1 - 1e-9):
                 at_max.append(tracker.history[-1])
+            if tracker.history[-1].status != STATUS_OK:
+                return {"loss": DIVERGED_LOSS, "info": None}
             return {"loss": -float(score), "info": None}
 
     for name in ("hpbandster", "Pyro4", "BOHB"):
@@ -106,5 +110,6 @@ def bohb(space: ModuleType, estimator: Estimator, budget, seed: int, *, eta: int
                 ns.shutdown()
         finally:
             np.random.set_state(saved_state)
-    best = max(at_max, key=lambda e: e.score) if at_max else None
+    finite = [e for e in at_max if e.status == STATUS_OK]
+    best = max(finite, key=lambda e: e.score) if finite else None
     return tracker.result("bohb", seed, best=best, iterations=iterations, n_at_max_budget=len(at_max))

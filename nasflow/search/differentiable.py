@@ -81,12 +81,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nasflow.data import DeviceLoader, Splits
-from nasflow.errors import CheckpointError, ParamsError
+from nasflow.errors import CheckpointError, DivergedError, ParamsError
 from nasflow.models.darts_search import DartsSearchNetwork
 from nasflow.models.nb201_search import NB201SearchNetwork
 from nasflow.search.enas import BASELINE_MODES, EPOCH_PICK, Controller, sample_archs, train_controller
 from nasflow.spaces import nb201 as nb201_space
-from nasflow.train import _progress, _rng_state, _save_checkpoint, _set_rng_state, seed_everything
+from nasflow.cache import code_fingerprint
+from nasflow.train import _progress, _rng_state, _save_checkpoint, _set_rng_state, _stale, seed_everything
 
 __all__ = ["METHODS", "SPACE_METHODS", "SearchConfig", "run_search", "hessian_vector_product",
            "darts_v2_arch_grad"]
@@ -231,14 +232,17 @@ def hessian_vector_product(model: nn.Module, vector, inputs: torch.Tensor, targe
 
     `weights` / `alphas` default to `model.weights()` / `model.arch_parameters()`; `loss_fn(model, x, y)`
     defaults to the cross-entropy of `model(x)`. The weights are restored exactly (copied back, not
-    re-added). Returns one tensor per alpha parameter (e.g. DARTS' normal and reduce alphas).
+    re-added). Returns one tensor per alpha parameter (e.g. DARTS' normal and reduce alphas): zeros for a
+    zero `vector`; a non-finite norm of `vector` (diverged weights) raises `DivergedError`.
     """
     weights = list(model.weights() if weights is None else weights)
     alphas = list(model.arch_parameters() if alphas is None else alphas)
     loss_fn = _ce if loss_fn is None else loss_fn
     vector = [torch.zeros_like(p) if v is None else v.detach() for p, v in zip(weights, vector)]
     norm = torch.cat([v.reshape(-1) for v in vector]).norm()
-    if not torch.isfinite(norm) or float(norm) == 0.0:
+    if not torch.isfinite(norm):
+        raise DivergedError(f"hessian_vector_product: the vector's norm is {float(norm)} (diverged weights)")
+    if float(norm) == 0.0:
         return [torch.zeros_like(a) for a in alphas]
     R = float(r / norm)
     saved = [p.detach().clone() for p in weights]
@@ -401,6 +405,16 @@ def _alpha_epoch(epoch: int, tau: float, *, model, w_opt, a_opt, sched, train_lo
         sched.step()
         bar.update(1)
 
+    record = {
+        "epoch": epoch + 1, "lr": lr_now, "tau": tau if method == "gdas" else None,
+        "train_loss": float(w_loss) / max(w_seen, 1), "train_acc": 100.0 * int(w_correct) / max(w_seen, 1),
+        "arch_loss": float(a_loss) / a_seen if a_seen else None,
+        "arch_acc": 100.0 * int(a_correct) / a_seen if a_seen else None,
+        "valid_loss": None, "valid_acc": None, "arch": None, "alphas": None,
+    }
+    if _diverged(record):  # the epoch's one read of the losses: NaN weights or alphas are not evaluated
+        model.set_mode(w_mode)
+        return {**record, "diverged": True}
     if method == "rsps":
         arch = None
         v_loss, v_acc = _evaluate(model, eval_loader, mode="uniform")
@@ -408,14 +422,27 @@ def _alpha_epoch(epoch: int, tau: float, *, model, w_opt, a_opt, sched, train_lo
         arch = model.genotype()
         v_loss, v_acc = _evaluate(model, eval_loader, arch=arch)
     model.set_mode(w_mode)
-    return {
-        "epoch": epoch + 1, "lr": lr_now, "tau": tau if method == "gdas" else None,
-        "train_loss": float(w_loss) / max(w_seen, 1), "train_acc": 100.0 * int(w_correct) / max(w_seen, 1),
-        "arch_loss": float(a_loss) / a_seen if a_seen else None,
-        "arch_acc": 100.0 * int(a_correct) / a_seen if a_seen else None,
-        "valid_loss": v_loss, "valid_acc": v_acc, "arch": arch,
-        "alphas": None if method == "rsps" else model.probs().cpu().tolist(),
-    }
+    record.update(valid_loss=v_loss, valid_acc=v_acc, arch=arch,
+                  alphas=None if method == "rsps" else model.probs().cpu().tolist())
+    return record
+
+
+def _diverged(record: dict) -> bool:
+    """True when a loss of an epoch's record (weights, alphas, controller, validation) or its alphas are
+    non-finite: the search has diverged."""
+    values = [record.get(k) for k in ("train_loss", "arch_loss", "valid_loss", "ctl_loss")]
+    if any(v is not None and not math.isfinite(v) for v in values):
+        return True
+    alphas = record.get("alphas")
+    return alphas is not None and not all(math.isfinite(v) for v in _flat(alphas))
+
+
+def _flat(values):
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            yield from _flat(v)
+        else:
+            yield v
 
 
 def _enas_epoch(epoch: int, *, model, controller: Controller, w_opt, ctl_opt, sched, train_loader: DeviceLoader,
@@ -443,6 +470,12 @@ def _enas_epoch(epoch: int, *, model, controller: Controller, w_opt, ctl_opt, sc
         sched.step()
         bar.update(1)
 
+    train_loss, train_acc = float(w_loss) / max(w_seen, 1), 100.0 * int(w_correct) / max(w_seen, 1)
+    if not math.isfinite(train_loss):  # diverged weights: no controller steps on NaN logits, no pick
+        return {"epoch": epoch + 1, "lr": lr_now, "tau": None, "train_loss": train_loss, "train_acc": train_acc,
+                "arch_loss": None, "arch_acc": None, "valid_loss": None, "valid_acc": None, "arch": None,
+                "alphas": None, "ctl_loss": None, "ctl_reward": None, "ctl_entropy": None, "ctl_baseline": baseline,
+                "ctl_grad_norm": None, "pick_batch_acc": None, "diverged": True}, baseline
     ctl = train_controller(controller, ctl_opt, model, _cycle(ctl_loader, epoch), steps=cfg.ctl_train_steps,
                            num_aggregate=cfg.ctl_num_aggregate, entropy_weight=cfg.ctl_entropy_weight,
                            baseline_decay=cfg.ctl_baseline_decay, baseline=baseline, grad_clip=5.0,
@@ -450,8 +483,7 @@ def _enas_epoch(epoch: int, *, model, controller: Controller, w_opt, ctl_opt, sc
     pick = _select(model, eval_loader, [nb201_space.decode(ops) for ops in sample_archs(controller, EPOCH_PICK)])
     v_loss, v_acc = _evaluate(model, eval_loader, arch=pick["best"])
     record = {
-        "epoch": epoch + 1, "lr": lr_now, "tau": None,
-        "train_loss": float(w_loss) / max(w_seen, 1), "train_acc": 100.0 * int(w_correct) / max(w_seen, 1),
+        "epoch": epoch + 1, "lr": lr_now, "tau": None, "train_loss": train_loss, "train_acc": train_acc,
         "arch_loss": ctl["ce"], "arch_acc": ctl["acc"], "valid_loss": v_loss, "valid_acc": v_acc,
         "arch": pick["best"], "alphas": None,
         "ctl_loss": ctl["loss"], "ctl_reward": ctl["reward"], "ctl_entropy": ctl["entropy"],
@@ -460,7 +492,8 @@ def _enas_epoch(epoch: int, *, model, controller: Controller, w_opt, ctl_opt, sc
     return record, ctl["baseline"]
 
 
-def _load(path: Path, cfg: SearchConfig, seed: int) -> dict:
+def _load(path: Path, cfg: SearchConfig, seed: int, fingerprint: str) -> dict | None:
+    """The checkpoint's state to resume from, or None when other code wrote it (the search starts again)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -470,6 +503,8 @@ def _load(path: Path, cfg: SearchConfig, seed: int) -> dict:
             "history", "rng") + (("controller", "baseline") if cfg.method == "enas" else ())
     if not isinstance(state, dict) or any(k not in state for k in need) or state["kind"] != "search":
         raise CheckpointError(f"{path}: not a nasflow search checkpoint")
+    if _stale(path, state, fingerprint):
+        return None
     if state["cfg"] != cfg.plain():
         diff = sorted(k for k, v in cfg.plain().items() if state["cfg"].get(k) != v)
         raise CheckpointError(f"{path}: checkpoint was written with a different config "
@@ -498,7 +533,13 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
         {"method", "best" (canonical arch string), "history" (one record per epoch), "alphas" (final
          softmax per edge, None for rsps/enas), "selection" (rsps/setn/enas: the scored candidates), "seconds"
          (epochs + final pick, resumed epochs included), "device", "epochs", "resumed_from", "completed",
-         "config" (the SearchConfig as a dict)}
+         "status" ("ok" | "diverged"), "diverged_epoch", "config" (the SearchConfig as a dict)}
+
+    A non-finite weight, alpha, controller or validation loss (read once per epoch from the accumulated
+    sums), non-finite alphas, or DARTS-V2's Hessian-vector product on non-finite weights (`DivergedError`)
+    ends the search after that epoch: its record gets `diverged: True` (no evaluation), the result
+    `status: "diverged"`, `diverged_epoch` (1-based) and `best` None; a rerun from the checkpoint returns
+    the same without training on.
 
     `space` is "nb201" (`depth` = cells per stage) or "darts" (`depth` = total cells, DARTS' `layers`);
     `SPACE_METHODS` lists the methods of each. `image_size` defaults to the images' size;
@@ -559,7 +600,8 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
     history: list[dict] = []
     start = 0
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    state = _load(ckpt, cfg, seed) if ckpt is not None and ckpt.exists() else None
+    fingerprint = code_fingerprint(__name__)
+    state = _load(ckpt, cfg, seed, fingerprint) if ckpt is not None and ckpt.exists() else None
     if state is not None:
         try:
             model.load_state_dict(state["model"])
@@ -585,36 +627,55 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
     eval_loader = loader(x_val, y_val, False, cfg.select_batch_size, seed)
 
     last = epochs if stop_after_epochs is None else min(epochs, int(stop_after_epochs))
+    diverged_epoch = next((h["epoch"] for h in history if h.get("diverged")), None)
+    if diverged_epoch is not None:  # a resumed diverged search ends as it ended
+        last = start
     bar = _progress(progress, total=epochs * steps, initial=start * steps, desc=method)
     try:
         for epoch in range(start, last):
             t0 = time.perf_counter()
-            if enas:
-                record, baseline = _enas_epoch(
-                    epoch, model=model, controller=controller, w_opt=w_opt, ctl_opt=a_opt, sched=sched,
-                    train_loader=train_loader, ctl_loader=arch_loader, eval_loader=eval_loader, cfg=cfg,
-                    baseline=baseline, bar=bar)
-            else:
-                tau = tau_max - (tau_max - tau_min) * epoch / (epochs - 1) if epochs > 1 else tau_max
-                record = _alpha_epoch(epoch, tau, model=model, w_opt=w_opt, a_opt=a_opt, sched=sched,
-                                      train_loader=train_loader, arch_loader=arch_loader, eval_loader=eval_loader,
-                                      cfg=cfg, bar=bar)
+            lr_now = w_opt.param_groups[0]["lr"]
+            tau = tau_max - (tau_max - tau_min) * epoch / (epochs - 1) if epochs > 1 else tau_max
+            try:
+                if enas:
+                    record, baseline = _enas_epoch(
+                        epoch, model=model, controller=controller, w_opt=w_opt, ctl_opt=a_opt, sched=sched,
+                        train_loader=train_loader, ctl_loader=arch_loader, eval_loader=eval_loader, cfg=cfg,
+                        baseline=baseline, bar=bar)
+                else:
+                    record = _alpha_epoch(epoch, tau, model=model, w_opt=w_opt, a_opt=a_opt, sched=sched,
+                                          train_loader=train_loader, arch_loader=arch_loader,
+                                          eval_loader=eval_loader, cfg=cfg, bar=bar)
+            except DivergedError as e:  # DARTS-V2's Hessian-vector product met non-finite weights mid-epoch
+                record = {"epoch": epoch + 1, "lr": lr_now, "tau": tau if method == "gdas" else None,
+                          "train_loss": None, "train_acc": None, "arch_loss": None, "arch_acc": None,
+                          "valid_loss": None, "valid_acc": None, "arch": None, "alphas": None,
+                          "diverged": True, "error": str(e)}
+            if _diverged(record):
+                record["diverged"] = True
+                if record["valid_loss"] is not None and not math.isfinite(record["valid_loss"]):
+                    record["valid_acc"] = math.nan  # argmax of NaN logits is not an accuracy
+            if record.get("diverged"):
+                diverged_epoch = epoch + 1
             if cuda:
                 torch.cuda.synchronize(device)
             record["seconds"] = time.perf_counter() - t0
             history.append(record)
-            bar.set_postfix(valid=f"{record['valid_acc']:.1f}", refresh=False)
+            bar.set_postfix(valid=f"{record['valid_acc']:.1f}" if record["valid_acc"] is not None else "-",
+                            refresh=False)
             if ckpt is not None:
                 extra = {"controller": controller.state_dict(), "baseline": baseline} if enas else {}
                 _save_checkpoint(ckpt, {
                     "format": CHECKPOINT_FORMAT, "kind": "search", "cfg": cfg.plain(), "seed": seed,
                     "epoch": epoch + 1, "model": model.state_dict(), "w_optimizer": w_opt.state_dict(),
                     "a_optimizer": a_opt.state_dict(), "w_scheduler": sched.state_dict(), "history": history,
-                    "rng": _rng_state(), **extra})
+                    "rng": _rng_state(), "fingerprint": fingerprint, **extra})
+            if diverged_epoch is not None:  # the checkpoint above holds it: a rerun returns this result
+                break
     finally:
         bar.close()
 
-    completed = len(history) >= epochs
+    completed = len(history) >= epochs and diverged_epoch is None
     best, selection, t_sel = None, None, 0.0
     if completed:
         t0 = time.perf_counter()
@@ -647,5 +708,8 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
         "epochs": len(history),
         "resumed_from": resumed_from,
         "completed": completed,
+        "status": "ok" if diverged_epoch is None else "diverged",
+        "diverged_epoch": diverged_epoch,  # 1-based; None when the search did not diverge
         "config": cfg.plain(),
+        "fingerprint": fingerprint,
     }

@@ -9,6 +9,10 @@ Every strategy has the signature
   encoding `choices()` (options per variable), `encode(arch)` and `decode(codes)`.
 - `estimator(arch) -> (score, cost_seconds)`: higher scores are better; the cost is what the evaluation
   spent (simulated, from a cost model, or measured, for real proxy training). See nasflow.estimators.table.
+  A non-finite score (a diverged training: the estimator returns -inf, or NaN) is the worst possible score:
+  the `Tracker` records it as -inf with `status: "diverged"` (still paid), and the pick is never such an
+  arch -- `best` is None when every evaluation diverged. REINFORCE rewards it with the worst finite reward
+  seen so far (0 before any), BOHB with a large finite loss, so policies and models stay finite.
 - `budget`: a `Budget` (number of evaluations and/or seconds of estimator cost) or an int (evaluations).
 - `seed`: everything random in the strategy derives from it: same seed, same result.
 
@@ -20,6 +24,7 @@ difference). ADL also adds the strategy's own wall time to the budget; that is n
 """
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -30,6 +35,7 @@ import numpy as np
 from nasflow.errors import ParamsError
 
 Estimator = Callable[[str], "tuple[float, float]"]
+STATUS_OK, STATUS_DIVERGED = "ok", "diverged"
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,14 @@ class Budget:
 
 
 class Evaluation(NamedTuple):
-    """One paid evaluation: the arch, its score and cost, and the total cost spent once it was paid."""
+    """One paid evaluation: the arch, its score and cost, and the total cost spent once it was paid;
+    `status` "diverged" when the estimator gave no finite score (the score is then -inf)."""
 
     arch: str
     score: float
     cost: float
     elapsed: float
+    status: str = STATUS_OK
 
 
 @dataclass
@@ -128,19 +136,23 @@ class Tracker:
         if self.done:
             return None
         score, cost = self.estimator(arch)
+        status = STATUS_OK
+        if not math.isfinite(score):  # diverged: the worst score there is, comparable with every other
+            score, status = -math.inf, STATUS_DIVERGED
         total = self.spent + cost
         if self.budget.seconds is not None and total > self.budget.seconds:
-            self.overshoot = Evaluation(arch, score, cost, total)
+            self.overshoot = Evaluation(arch, score, cost, total, status)
             return None
         self.spent = total
-        self.history.append(Evaluation(arch, score, cost, total))
+        self.history.append(Evaluation(arch, score, cost, total, status))
         return score
 
     def best(self) -> Evaluation | None:
-        """Highest score; the earliest evaluation wins ties."""
-        if not self.history:
+        """Highest score; the earliest evaluation wins ties; never a diverged one (None if all diverged)."""
+        finite = [e for e in self.history if e.status == STATUS_OK]
+        if not finite:
             return None
-        return max(self.history, key=lambda e: e.score)  # max() keeps the first of equal keys
+        return max(finite, key=lambda e: e.score)  # max() keeps the first of equal keys
 
     def result(self, strategy: str, seed: int, best: Evaluation | None = None, **extra) -> SearchResult:
         return SearchResult(strategy, seed, self.budget, self.history, best if best is not None else self.best(),
@@ -288,11 +300,16 @@ def reinforce(space: ModuleType, estimator: Estimator, budget, seed: int, *, lr:
     tracker, rng = Tracker(estimator, Budget.of(budget)), np.random.default_rng(seed)
     policy = CategoricalPolicy(space.choices(), rng)
     adam, baseline = _Adam(lr), _EMA(ema_momentum)
+    worst = None  # the worst finite reward so far: a diverged arch's reward (-inf would poison the policy)
     while True:
         actions, p = policy.sample(rng)
         reward = tracker.evaluate(space.decode(actions.tolist()))
         if reward is None:
             break
+        if math.isfinite(reward):
+            worst = reward if worst is None else min(worst, reward)
+        else:
+            reward = 0.0 if worst is None else worst
         baseline.update(reward)
         advantage = reward - baseline.value()
         # loss = -log p(a) * advantage  =>  dloss/dlogits = -advantage * (one_hot(a) - p)

@@ -14,8 +14,8 @@ rule found_ground_truth:
     log:
         "results/logs/found_ground_truth/{i}-of-{n}.log",
     shell:
-        "python -m stages.found_ground_truth --params {PARAMS} --search-dir results/search"
-        " --shard {wildcards.i}/{wildcards.n} --out {output} 2> {log}"
+        "NASFLOW_LOG={log} python -m stages.found_ground_truth --params {PARAMS} --search-dir results/search"
+        " --shard {wildcards.i}/{wildcards.n} --out {output}"
 
 
 rule gather_found:
@@ -23,8 +23,10 @@ rule gather_found:
         shards("results/found/shard-{i}-of-{n}.json", n=GT_SHARDS),
     output:
         "results/found.json",
+    log:
+        "results/logs/gather/found.log",
     shell:
-        "python -m stages.gather --out {output} {input}"
+        "NASFLOW_LOG={log} python -m stages.gather --out {output} {input}"
 
 
 rule correlate:
@@ -41,8 +43,10 @@ rule correlate:
         seed=config["seed"],
         proxy=PROXY_SETTINGS,
         supernet=config["supernet"],
+    log:
+        "results/logs/correlate.log",
     shell:
-        "python -m stages.correlate --params {PARAMS} --proxy-dir results/proxy --scores-dir results/scores"
+        "NASFLOW_LOG={log} python -m stages.correlate --params {PARAMS} --proxy-dir results/proxy --scores-dir results/scores"
         " --ground-truth {input.ground_truth} --estimates {output.estimates} --correlation {output.correlation}"
 
 
@@ -52,6 +56,10 @@ rule report:
         correlation="results/correlation.csv",
         found="results/found.json",
         searches=SEARCHES + DIFFERENTIABLE_SEARCHES,
+        # the per-arch results behind estimates.csv: the `diverged` sheet reads their epochs
+        proxy=expand("results/proxy/{setting}.json", setting=PROXY_SETTINGS),
+        scores=expand("results/scores/{labels}-sampled.json", labels=LABELS) if "sampled" in ARCH_SETS else [],
+        ground_truth="results/ground_truth.json",
         code=code("stages/report.py", "nasflow/analysis/report.py") + STAGE_CODE,
     output:
         xlsx="results/report.xlsx",
@@ -62,6 +70,10 @@ rule report:
         ground_truth=config["ground_truth"],
         search=config["search"],
         differentiable=config["differentiable"]["methods"],
+        supernet=config["supernet"],
+    log:
+        "results/logs/report.log",
     shell:
-        "python -m stages.report --params {PARAMS} --estimates {input.estimates} --correlation {input.correlation}"
+        "NASFLOW_LOG={log} python -m stages.report --params {PARAMS} --estimates {input.estimates} --correlation {input.correlation}"
         " --found {input.found} --search-dir results/search --xlsx {output.xlsx} --plots {output.plots} --metrics {output.metrics}"
+        " --proxy-dir results/proxy --scores-dir results/scores --ground-truth {input.ground_truth}"

@@ -23,6 +23,7 @@ rule supernet_train:
         final="results/supernet/{labels}/final.pt",
     params:
         setting=SUPERNET_SETTING,
+        grad_reset=config["supernet"]["grad_reset"],
         space=config["space"],
         data=config["data"],
         seed=config["seed"],
@@ -32,8 +33,8 @@ rule supernet_train:
     log:
         "results/logs/supernet_train/{labels}.log",
     shell:
-        "python -m stages.supernet_train --params {PARAMS} --labels {wildcards.labels}"
-        " --out-dir results/supernet/{wildcards.labels} 2> {log}"
+        "NASFLOW_LOG={log} python -m stages.supernet_train --params {PARAMS} --labels {wildcards.labels}"
+        " --out-dir results/supernet/{wildcards.labels}"
 
 
 rule score_archs:
@@ -51,9 +52,9 @@ rule score_archs:
     log:
         "results/logs/score_archs/{labels}-{arch_set}-{i}-of-{n}.log",
     shell:
-        "python -m stages.score_archs --params {PARAMS} --labels {wildcards.labels}"
+        "NASFLOW_LOG={log} python -m stages.score_archs --params {PARAMS} --labels {wildcards.labels}"
         " --supernet-dir results/supernet/{wildcards.labels} --arch-set {wildcards.arch_set} --archs {input.archs}"
-        " --shard {wildcards.i}/{wildcards.n} --out {output} 2> {log}"
+        " --shard {wildcards.i}/{wildcards.n} --out {output}"
 
 
 rule gather_scores:
@@ -62,8 +63,10 @@ rule gather_scores:
                          arch_set=w.arch_set),
     output:
         "results/scores/{labels}-{arch_set}.json",
+    log:
+        "results/logs/gather/scores-{labels}-{arch_set}.log",
     shell:
-        "python -m stages.gather --out {output} {input}"
+        "NASFLOW_LOG={log} python -m stages.gather --out {output} {input}"
 
 
 rule evolution_search:
@@ -82,5 +85,5 @@ rule evolution_search:
     log:
         "results/logs/evolution_search/{labels}_{indicator}.log",
     shell:
-        "python -m stages.evolution_search --params {PARAMS} --labels {wildcards.labels}"
-        " --indicator {wildcards.indicator} --supernet-dir results/supernet/{wildcards.labels} --out {output} 2> {log}"
+        "NASFLOW_LOG={log} python -m stages.evolution_search --params {PARAMS} --labels {wildcards.labels}"
+        " --indicator {wildcards.indicator} --supernet-dir results/supernet/{wildcards.labels} --out {output}"

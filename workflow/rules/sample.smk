@@ -10,4 +10,4 @@ rule sample_archs:
     log:
         "results/logs/sample_archs.log",
     shell:
-        "python -m stages.sample_archs --params {PARAMS} --out {output} 2> {log}"
+        "NASFLOW_LOG={log} python -m stages.sample_archs --params {PARAMS} --out {output}"

@@ -34,8 +34,8 @@ rule search:
     log:
         "results/logs/search/{strategy}_{estimator}.log",
     shell:
-        "python -m stages.search --params {PARAMS} --strategy {wildcards.strategy} --estimator {wildcards.estimator}"
-        " --out {output} 2> {log}"
+        "NASFLOW_LOG={log} python -m stages.search --params {PARAMS} --strategy {wildcards.strategy} --estimator {wildcards.estimator}"
+        " --out {output}"
 
 
 rule bench_search:
@@ -52,8 +52,8 @@ rule bench_search:
     log:
         "results/logs/bench_search.log",
     shell:
-        "python -m stages.bench_search --params {PARAMS} --out {output.csv} --summary {output.summary}"
-        " --report {output.report} > {log}"
+        "NASFLOW_LOG={log} python -m stages.bench_search --params {PARAMS} --out {output.csv} --summary {output.summary}"
+        " --report {output.report} >> {log}"
 
 
 DIFFERENTIABLE = config["differentiable"]["methods"]
@@ -80,4 +80,4 @@ rule differentiable_search:
     log:
         "results/logs/differentiable_search/{method}.log",
     shell:
-        "python -m stages.differentiable_search --params {PARAMS} --method {wildcards.method} --out {output} 2> {log}"
+        "NASFLOW_LOG={log} python -m stages.differentiable_search --params {PARAMS} --method {wildcards.method} --out {output}"

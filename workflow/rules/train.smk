@@ -20,8 +20,8 @@ rule proxy_train:
     log:
         "results/logs/proxy_train/{setting}-{i}-of-{n}.log",
     shell:
-        "python -m stages.proxy_train --params {PARAMS} --setting {wildcards.setting}"
-        " --shard {wildcards.i}/{wildcards.n} --archs {input.archs} --out {output} 2> {log}"
+        "NASFLOW_LOG={log} python -m stages.proxy_train --params {PARAMS} --setting {wildcards.setting}"
+        " --shard {wildcards.i}/{wildcards.n} --archs {input.archs} --out {output}"
 
 
 rule gather_proxy:
@@ -29,8 +29,10 @@ rule gather_proxy:
         lambda w: shards("results/proxy/{setting}/shard-{i}-of-{n}.json", setting=w.setting),
     output:
         "results/proxy/{setting}.json",
+    log:
+        "results/logs/gather/proxy-{setting}.log",
     shell:
-        "python -m stages.gather --out {output} {input}"
+        "NASFLOW_LOG={log} python -m stages.gather --out {output} {input}"
 
 
 def ground_truth_params(_):
@@ -58,8 +60,8 @@ rule ground_truth:
     log:
         "results/logs/ground_truth/{i}-of-{n}.log",
     shell:
-        "python -m stages.ground_truth --params {PARAMS} --shard {wildcards.i}/{wildcards.n}"
-        " --archs {input.archs} --out {output} 2> {log}"
+        "NASFLOW_LOG={log} python -m stages.ground_truth --params {PARAMS} --shard {wildcards.i}/{wildcards.n}"
+        " --archs {input.archs} --out {output}"
 
 
 rule gather_ground_truth:
@@ -67,5 +69,7 @@ rule gather_ground_truth:
         shards("results/ground_truth/shard-{i}-of-{n}.json", n=GT_SHARDS),
     output:
         "results/ground_truth.json",
+    log:
+        "results/logs/gather/ground_truth.log",
     shell:
-        "python -m stages.gather --out {output} {input}"
+        "NASFLOW_LOG={log} python -m stages.gather --out {output} {input}"
