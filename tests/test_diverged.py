@@ -122,6 +122,16 @@ def test_strategies_never_pick_a_diverged_arch(strategy, bad):
         assert np.isfinite(np.array([p for row in res.extra["probs"] for p in row])).all()
 
 
+def test_bohb_gets_a_finite_loss_and_never_picks_a_diverged_arch():
+    from nasflow.search.bohb import available
+
+    if not available()[0]:
+        pytest.skip(available()[1])
+    res = get_strategy("bohb")(nb201, _conv_or_diverged, Budget(evaluations=30), 0, max_iterations=3)
+    assert {e.status for e in res.history} == {"ok", "diverged"}
+    assert res.best is None or (res.best.status == "ok" and math.isfinite(res.best.score))
+
+
 @pytest.mark.parametrize("strategy", ["rs", "rea", "reinforce"])
 def test_all_diverged_means_no_pick(strategy):
     res = get_strategy(strategy)(nb201, lambda a: (float("-inf"), 1.0), Budget(evaluations=8), 0)
