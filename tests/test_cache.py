@@ -201,3 +201,25 @@ def test_snakemake_retrains_after_a_code_edit_and_reuses_otherwise(tmp_path, eng
     gathered = json.loads((study / target).read_text())
     assert {r["fingerprint"] for r in gathered["results"]} == {r["fingerprint"] for _, r in edited.values()}
     assert len(gathered["provenance"]["fingerprint"]) == 16  # the artifact records the code that made it
+
+
+def test_stage_outputs_get_the_usual_permissions(tmp_path, engine_env):
+    """On a shared file system colleagues must be able to read the results (mkstemp alone gives 0600)."""
+    from tests.test_engines import make_study
+
+    study = make_study(tmp_path)
+    shards = []
+    for i in range(2):
+        shard = study / f"results/proxy/x/shard-{i}-of-2.json"
+        shard.parent.mkdir(parents=True, exist_ok=True)
+        shard.write_text(json.dumps({"kind": "proxy", "shard": [i, 2], "seconds": 1.0, "device": "cpu",
+                                     "results": [{"id": i, "arch": "a", "final_acc": 1.0, "seconds": 1.0}]}))
+        shards.append(str(shard))
+    script = ("import os, subprocess, sys; os.umask(0o022); "
+              "subprocess.run([sys.executable, '-m', 'stages.sample_archs', '--params', 'params.yaml', "
+              "'--out', 'results/archs.jsonl'], check=True); "
+              "subprocess.run([sys.executable, '-m', 'stages.gather', '--out', 'results/proxy/x.json', *sys.argv[1:]], "
+              "check=True)")
+    subprocess.run([sys.executable, "-c", script, *shards], cwd=study, env=engine_env, check=True)
+    for out in ("results/archs.jsonl", "results/proxy/x.json"):
+        assert (study / out).stat().st_mode & 0o777 == 0o644, out
