@@ -2,7 +2,11 @@
 
 A diverged training (status `diverged`) is an empty estimates.csv cell, read as NaN: plots leave it out,
 metrics.json says null for a NaN correlation, and the workbook's `diverged` sheet lists every one (estimator,
-arch, epoch; read from the per-arch results that correlate read) -- "none" when there is none."""
+arch, epoch; read from the per-arch results that correlate read) -- "none" when there is none.
+
+The `warnings` sheet and a box on the plot concerned flag what must not be read as a result (α that barely
+moved, a supernet accuracy at chance, τ's interval including 0, too few archs; thresholds in
+nasflow.analysis.report); chance = 100 / the dataset's classes (an .npz's labels are read for it)."""
 import csv
 import math
 import shutil
@@ -63,6 +67,21 @@ def _diverged(params: dict, proxy_dir, scores_dir, ground_truth) -> list[dict]:
     return out
 
 
+def _num_classes(data: dict) -> int | None:
+    """The dataset's number of classes (chance level = 100 / it) without loading the images; None when the
+    .npz cannot be read here (the chance-level warning is then left out)."""
+    known = {"digits": 10, "cifar10": 10, "cifar10-valid": 10, "cifar100": 100, "imagenet16-120": 120}
+    if data["dataset"] in known:
+        return known[data["dataset"]]
+    try:
+        import numpy as np
+
+        with np.load(data["path"], allow_pickle=False) as z:
+            return int(max(int(z["y_train"].max()), int(z["y_test"].max())) + 1)
+    except Exception:  # a missing or unreadable file: the training stages have said so already
+        return None
+
+
 @main_guard
 def main():
     p = parser(__doc__)
@@ -99,11 +118,14 @@ def main():
               for m in params["differentiable"]["methods"]}
     diverged = _diverged(params, args.proxy_dir, args.scores_dir, args.ground_truth)
     about = provenance(params, inputs=[args.estimates, args.correlation, args.found])
+    num_classes = _num_classes(params["data"])
+    warnings = report.find_warnings(correlation=correlation, estimates=estimates, differentiable=alphas,
+                                    num_classes=num_classes)
 
     with atomic_path(args.xlsx) as tmp:
         report.write_workbook(tmp, settings={n: params["settings"][n] for n in params["proxy"]["settings"]},
                               estimates=estimates, correlation=correlation, ground_truth_label=gt_label, about=about,
-                              found=found, diverged=diverged)
+                              found=found, diverged=diverged, warnings=warnings)
 
     # build the plot folder beside the target and swap it in whole
     plots = Path(args.plots)
@@ -115,10 +137,13 @@ def main():
         if c["estimator"] not in estimates[0]:  # e.g. angle over all archs: not a column of estimates.csv
             continue
         report.plot_estimate_vs_truth(tmp_dir / f"{c['estimator']}_vs_ground_truth.png", c["estimator"],
-                                   [r[c["estimator"]] for r in estimates], truth, c)
-    report.plot_correlation_vs_cost(tmp_dir / "correlation_vs_cost.png", correlation)
+                                      [r[c["estimator"]] for r in estimates], truth, c,
+                                      warnings=report.warning_lines(warnings, c["estimator"]),
+                                      chance=100.0 / num_classes if num_classes else None)
+    report.plot_correlation_vs_cost(tmp_dir / "correlation_vs_cost.png", correlation,
+                                    warnings=report.summary_lines(warnings))
     if searches:
-        report.plot_best_so_far(tmp_dir / "search_best_so_far.png", searches)
+        report.plot_best_so_far(tmp_dir / "search_best_so_far.png", searches, found)
     if params["differentiable"]["methods"]:
         from nasflow.spaces import get_space
 
@@ -129,7 +154,8 @@ def main():
             edges, cells = [f"{inp}→{node}" for node, inp in space.EDGE_INPUTS], space.CELLS
         for method, doc in alphas.items():
             try:
-                report.plot_alphas(tmp_dir / f"alphas_{method}.png", doc, space.OPS, edges, cells)
+                report.plot_alphas(tmp_dir / f"alphas_{method}.png", doc, space.OPS, edges, cells,
+                                   warnings=report.warning_lines(warnings, method))
             except (KeyError, TypeError, ValueError, IndexError) as e:  # alphas of the wrong shape
                 raise CheckpointError(f"{args.search_dir}/{method}.json: unreadable alphas ({type(e).__name__}: "
                                       f"{e}) (rerun differentiable_search)") from None

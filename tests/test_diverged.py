@@ -219,6 +219,8 @@ def test_estimates_csv_empty_cell_status_columns_and_diverged_sheet(tmp_path, en
     assert rows == [("estimator", "arch", "epoch"), ("proxy_bpe1", archs[1], 2)]
     settings = {r[0]: r[1:] for r in wb["settings"].iter_rows(values_only=True)}
     assert settings[archs[1]] == (None,) and settings["Mean"][0] == pytest.approx((50 + 52 + 53) / 3)
+    # the stage's warnings: 3 finite archs are too few for a readable τ
+    assert ("few_archs", "proxy_bpe1", 3) in {r[:3] for r in wb["warnings"].iter_rows(values_only=True)}
     metrics = json.loads((results_dir / "metrics.json").read_text())
     assert metrics["proxy_bpe1"]["kendall_tau"] == pytest.approx(1.0)
 
