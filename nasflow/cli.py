@@ -1,6 +1,6 @@
 """The `nasflow` command (also `python -m nasflow`).
 
-    nasflow info --space nb201 --arch A [--arch B ...] [--dataset D] [--channels C] [--cells N] [--json]
+    nasflow info --space nb201 --arch A|INDEX [--arch B ...] [--dataset D] [--channels C] [--cells N] [--json]
     nasflow info --space darts --arch GENOTYPE [...] [--dataset D] [--channels C] [--layers L] [--json]
 
 Every error prints one line on stderr, `nasflow: error: ...`, never a traceback: status 2 for user errors (a bad
@@ -65,7 +65,7 @@ def _add_info(subparsers) -> None:
     )
     p.add_argument(
         "--arch", action="append", required=True, metavar="ARCH",
-        help="architecture string; repeat for several",
+        help="architecture string, or for nb201 a NAS-Bench-201 index (0..15624); repeat for several",
     )
     p.add_argument(
         "--dataset", choices=sorted(DATASETS), default="cifar10",
@@ -100,6 +100,12 @@ def _run_info(args: argparse.Namespace) -> int:
     build_kw = {"auxiliary": False} if args.space == "darts" else {}  # DARTS counts params without the aux head
     archs = []
     for arch in args.arch:  # every arch is checked before anything is built or printed
+        if args.space == "nb201" and arch.strip().isdigit():  # a NAS-Bench-201 index, in the benchmark's order
+            cells = space.enumerate_all()
+            if int(arch) >= len(cells):
+                raise UsageError(f"--arch {arch.strip()}: no such NAS-Bench-201 index (0..{len(cells) - 1})")
+            archs.append(cells[int(arch)])
+            continue
         try:
             archs.append(space.canonical(arch))
         except NasflowError as err:

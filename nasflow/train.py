@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from nasflow.cache import code_fingerprint, torch_save_atomic
 from nasflow.data import DeviceLoader, Splits
 from nasflow.errors import CheckpointError, DataError, ParamsError
+from nasflow.progress import Progress, fmt
 
 CHECKPOINT_FORMAT = 1
 STATUS_OK, STATUS_DIVERGED = "ok", "diverged"  # a result's `status`: a diverged run is never a score
@@ -257,6 +258,8 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
     else:
         steps = 0
     bar = _progress(progress, total=cfg.epochs * steps, initial=start * steps, desc=desc)
+    if resumed_from is not None and start < last:
+        bar.line(f"resumed from its checkpoint after epoch {start}/{cfg.epochs}")
     try:
         for epoch in range(start, last):
             t0 = time.perf_counter()
@@ -307,6 +310,9 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
             history.append(record)
             bar.set_postfix(acc=f"{record['eval_acc']:.2f}" if record["eval_acc"] is not None else "-",
                             refresh=False)
+            bar.line(f"epoch {epoch + 1}/{cfg.epochs}  train_loss {fmt(record['train_loss'], '.4f')}  "
+                     f"train_acc {fmt(record['train_acc'], '.2f', '%')}  eval_acc {fmt(record['eval_acc'], '.2f', '%')}"
+                     f"  {record['seconds']:.1f} s" + ("  DIVERGED" if diverged else ""))
             if ckpt is not None:
                 _save_checkpoint(ckpt, {
                     "format": CHECKPOINT_FORMAT, "model": model.state_dict(),
@@ -359,9 +365,6 @@ def _autocast(bf16: bool):
     return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
-def _progress(enabled: bool, **kw):
-    from tqdm.auto import tqdm
-
-    # disable=None: on when stderr is a terminal, off in logs and tests
-    return tqdm(disable=None if enabled else True, file=sys.stderr, leave=False, unit="step",
-                dynamic_ncols=True, **kw)
+def _progress(enabled: bool, **kw) -> Progress:
+    # a step bar when stderr is a terminal; else (a job log) one plain line per epoch via .line()
+    return Progress(enabled, **kw)

@@ -27,6 +27,23 @@ def _dotted(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
+def _schema_error(error) -> tuple[list, str]:
+    """(path, message) of a jsonschema error; an unknown key names itself and the nearest allowed key."""
+    import difflib
+    import re
+
+    known = error.schema.get("properties", {}) if isinstance(error.schema, dict) else {}
+    if error.validator == "additionalProperties" and error.validator_value is False and isinstance(error.instance, dict):
+        patterns = error.schema.get("patternProperties", {})
+        unknown = [k for k in error.instance if k not in known and not any(re.search(p, str(k)) for p in patterns)]
+        if unknown:
+            key = str(unknown[0])
+            near = difflib.get_close_matches(key, list(known), n=1)
+            hint = f"did you mean {near[0]}?" if near else (f"known: {', '.join(known)}" if known else "no keys allowed")
+            return [*error.absolute_path, key], f"unknown key ({hint})"
+    return list(error.absolute_path), error.message
+
+
 @functools.lru_cache(maxsize=2)
 def _parsed_schema(stamp) -> dict:
     return yaml.safe_load(SCHEMA.read_text())
@@ -55,7 +72,8 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(params))
     if error is not None:
-        raise ParamsError(f"{source}: {_dotted(error.absolute_path)}: {error.message}")
+        path, message = _schema_error(error)
+        raise ParamsError(f"{source}: {_dotted(path)}: {message}")
     settings = params["settings"]
     for name in params["proxy"]["settings"]:
         if name not in settings:
@@ -104,8 +122,8 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
             raise ParamsError(f"{source}: differentiable.overrides: unknown method {method!r}")
         error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(per_method).iter_errors(values))
         if error is not None:
-            where = ".".join(["differentiable", "overrides", method, *map(str, error.absolute_path)])
-            raise ParamsError(f"{source}: {where}: {error.message}")
+            path, message = _schema_error(error)
+            raise ParamsError(f"{source}: {_dotted(['differentiable', 'overrides', method, *path])}: {message}")
     if other in diff:
         raise ParamsError(f"{source}: differentiable.{other}: not a key of the {params['space']} space (use {depth_key})")
     if depth_key not in diff:
@@ -309,7 +327,8 @@ def main_guard(func: Callable[[], None]) -> Callable[[], None]:
     traceback: exit status 2 for bad input or machine trouble (a NasflowError, a missing file, a full disk, out
     of memory), 1 for an internal error, 130 when interrupted. With NASFLOW_LOG=<file> (the Snakemake rules set
     it to the job's log) the stage's stderr goes to that file, which also gets the full traceback; the one
-    line goes to both. NASFLOW_DEBUG=1 shows the traceback on the terminal too."""
+    line goes to both, and the log also gets a first and a last line (the command; `done in N s`), so no job log
+    is ever empty. NASFLOW_DEBUG=1 shows the traceback on the terminal too."""
 
     @functools.wraps(func)
     def wrapper():
@@ -321,8 +340,16 @@ def main_guard(func: Callable[[], None]) -> Callable[[], None]:
             except OSError as e:  # an unwritable log must not hide the stage's own outcome
                 print(f"warning: {stage}: cannot write the log {os.environ['NASFLOW_LOG']} ({e.strerror})",
                       file=sys.stderr)
+        if log:
+            import time
+
+            started = time.perf_counter()
+            print(f"{stage}: started: {' '.join(['python -m stages.' + stage, *sys.argv[1:]])}", file=sys.stderr,
+                  flush=True)
         try:
             func()
+            if log:
+                print(f"{stage}: done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         except (Exception, KeyboardInterrupt) as e:
             import traceback
 

@@ -15,6 +15,7 @@ and a rerun resumes there. A search whose losses turn non-finite ends with `stat
 """
 from __future__ import annotations
 
+import sys
 import time
 
 from nasflow.errors import ParamsError
@@ -110,6 +111,9 @@ def run(params: dict, method: str, out, *, progress: bool = True) -> dict:
         result = run_search(method, splits, **cfg, seed=params["seed"], device=device,
                             checkpoint=work / "search.pt", progress=progress)
         device_name = describe(device)
+    if progress:
+        print(f"{method}: {'picked ' + result['best'] if result['best'] else 'no pick'} (status {result['status']}, "
+              f"{result['epochs']} epochs, {result['seconds']:.1f} s on {device_name})", file=sys.stderr, flush=True)
     record = {
         "kind": "search", "method": method, "name": method, "best": result["best"], "best_score": None,
         "status": result["status"], "diverged_epoch": result["diverged_epoch"], "history": result["history"], "alphas": result["alphas"], "selection": result["selection"],

@@ -2,6 +2,7 @@
 by one indicator (angle or supernet accuracy). Saves every generation; the best arch goes on to
 `found_ground_truth`. With a diverged supernet (meta `status: diverged`) there is no pick: `best` None,
 `status: diverged`."""
+import sys
 import time
 
 from stages.common import configure_torch, load_params, main_guard, parser, provenance, write_json
@@ -40,7 +41,9 @@ def main():
             found = evolution_search(lambda archs: scorer.score(args.indicator, archs)[0], space=space,
                                      seed=params["seed"], population=ev["population"], topk=ev["topk"],
                                      n_mutations=ev["mutations"], n_crossovers=ev["crossovers"],
-                                     mutation_prob=ev["mutation_prob"], generations=ev["generations"])
+                                     mutation_prob=ev["mutation_prob"], generations=ev["generations"],
+                                     log=lambda text: print(f"rlnas_{args.labels}_{args.indicator}: {text}",
+                                                            file=sys.stderr, flush=True))
             device_name = describe(device)
     write_json(args.out, {
         "kind": "search", "method": "rlnas_evolution", "name": f"rlnas_{args.labels}_{args.indicator}",

@@ -8,6 +8,7 @@ A diverged proxy training scores -inf (the worst score; its history entry says `
 writes the score as NaN), so the pick is never a diverged arch; when every evaluation diverged, or the
 supernet estimator's supernet diverged (then nothing is searched), `best` is None and `status` "diverged"."""
 import math
+import sys
 import time
 
 from nasflow.errors import DivergedError, ParamsError
@@ -28,7 +29,7 @@ def make_estimator(name: str, params: dict, space, device):
 
         def proxy(arch):
             result = train_archs([arch], space=space, setting=setting, splits=splits, seed=seed, device=device,
-                                 work_dir=work, progress=False)[0]
+                                 work_dir=work)[0]  # its epochs (or `reused`) go to the job's log
             if result.get("status", "ok") != "ok":  # diverged: the worst score, never NaN
                 return -math.inf, float(result["seconds"])
             return float(result["final_acc"]), float(result["seconds"])
@@ -82,8 +83,13 @@ def main():
             estimator = make_estimator(args.estimator, params, space, device)
         except DivergedError:  # a diverged supernet ranks nothing: no search, no pick
             estimator = None
+        name = f"{args.strategy}_{args.estimator}"
+        if estimator is None:
+            print(f"{name}: the supernet diverged: nothing to search", file=sys.stderr)
         result = None if estimator is None else strategy(space, estimator, Budget.of(cfg["budget"]), params["seed"],
-                                                         **cfg.get(args.strategy, {}))
+                                                         **cfg.get(args.strategy, {}),
+                                                         log=lambda text: print(f"{name}: {text}", file=sys.stderr,
+                                                                                flush=True))
         device_name = describe(device)
     history = result.history if result is not None else []
     best = result.best if result is not None else None

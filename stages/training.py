@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -59,6 +60,8 @@ def run_training(params: dict, setting_name: str, *, kind: str, shard, archs_pat
     splits = load_splits(params, setting)
     start = time.time()
     with claim_device(params["device"]) as device:
+        print(f"{kind} {setting_name}, shard {shard[0]}/{shard[1]}: {len(records)} archs on {describe(device)}, "
+              f"cache {work}", file=sys.stderr, flush=True)
         results = train_archs([r["arch"] for r in records], space=space, setting=setting, splits=splits,
                               seed=params["seed"], device=device, work_dir=work)
         device_name = describe(device)
@@ -80,6 +83,7 @@ def write_lookup(params: dict, *, shard, archs_path, out) -> None:
     records = read_archs(archs_path, shard)
     archs = [space.canonical(r["arch"]) for r in records]
     accs = lookup(archs, gt["path"], gt["column"])
+    print(f"ground_truth: looked up {len(archs)} archs in {gt['path']} ({gt['column']})", file=sys.stderr, flush=True)
     results = [{"id": r["id"], "arch": a, "final_acc": acc, "seconds": 0.0} for r, a, acc in zip(records, archs, accs)]
     write_json(out, {
         "kind": "ground_truth", "setting_name": f"table:{gt['column']}", "setting": gt, "shard": list(shard),

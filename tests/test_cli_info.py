@@ -59,3 +59,21 @@ def test_info_invalid_arch(bad):
 def test_usage_errors_exit_2_without_traceback():
     result = nasflow("info", "--arch", INDEX0, "--channels", "zero")
     assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+
+
+def test_info_accepts_a_nas_bench_201_index():
+    result = nasflow("info", "--arch", "0", "--arch", " 15624 ", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert rows[0] == {"arch": INDEX0, "params": 129306, "flops": 15647370}  # the README's "index 0"
+    # row 15624 of the benchmark's table (the benchmark's order, not itertools.product's)
+    assert rows[1]["arch"] == "|nor_conv_1x1~0|+|none~0|nor_conv_1x1~1|+|none~0|nor_conv_1x1~1|nor_conv_1x1~2|"
+
+
+@pytest.mark.parametrize("args", [["--arch", "15625"], ["--space", "darts", "--arch", "0"]])
+def test_info_index_out_of_range_or_other_space(args):
+    result = nasflow("info", *args)
+    assert result.returncode == 2 and result.stdout == "" and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    if args[-1] == "15625":
+        assert result.stderr == "nasflow: error: --arch 15625: no such NAS-Bench-201 index (0..15624)\n"

@@ -75,6 +75,18 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+def git_init(study, env):
+    """As a user's clone: a git repository holding the committed .dvc/config and .dvcignore."""
+    (study / ".gitignore").write_text((ROOT / ".gitignore").read_text())
+    for cmd in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "s"]):
+        run(["git", *cmd], study, env)
+
+
+def ran(out: str) -> set[str]:
+    """The stages a `dvc repro` ran."""
+    return set(re.findall(r"Running stage '([^']+)'", out))
+
+
 def snakemake_rules() -> dict[str, str]:
     """rule name -> the stage module its shell command runs."""
     rules = {}
@@ -141,6 +153,20 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     again = run([sys.executable, "-m", "snakemake", "--cores", "2", "-n"], study, engine_env)
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    # switching to DVC as the README says: adopt what Snakemake made, then `dvc repro` runs only what it skipped
+    # (bench_search: the Snakefile leaves it out without a table) and reruns nothing Snakemake ran
+    git_init(study, engine_env)
+    adopt = run([sys.executable, "workflow/dvc_adopt.py"], study, engine_env)
+    assert "left for dvc repro (1): bench_search\n" in adopt.stdout
+    dvc_status = lambda: json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], study, engine_env).stdout)
+    assert set(dvc_status()) == {"bench_search"}
+    before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()}
+    repro = run([sys.executable, "-m", "dvc", "repro"], study, engine_env)
+    assert ran(repro.stdout) == {"bench_search"}
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+    assert json.loads((results / "bench_search.json").read_text())["skipped"].startswith("skipped: no NAS-Bench-201")
+    assert dvc_status() == {}
+
     # the same study unsharded gives the same accuracies: per-arch seeds, not positions
     params = yaml.safe_load(yaml.safe_dump(TINY))
     params["parallel"]["shards"] = 1
@@ -155,15 +181,11 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
     from dvc.repo import Repo
 
     study = make_study(tmp_path)
-    engine_env = {**engine_env}
-    # as a user's clone: a git repository holding the committed .dvc/config and .dvcignore
-    (study / ".gitignore").write_text((ROOT / ".gitignore").read_text())
-    for cmd in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "s"]):
-        run(["git", *cmd], study, engine_env)
+    git_init(study, engine_env)
     first = run([sys.executable, "-m", "dvc", "repro"], study, engine_env)
-    ran = lambda out: set(re.findall(r"Running stage '([^']+)'", out))
+    setting_stages = {"search_setting@proxy_bpe1", "search_setting@angle_random"}
     assert ran(first.stdout) == {
-        "sample_archs", "proxy_train@bpe1", "proxy_train@bpe2", "ground_truth", "supernet_train@random",
+        *setting_stages, "sample_archs", "proxy_train@bpe1", "proxy_train@bpe2", "ground_truth", "supernet_train@random",
         "supernet_train@true", *(f"score_archs@{l}-{s}" for l in ("random", "true") for s in ("sampled", "all")),
         *(f"evolution_search@{l}-{i}" for l in ("random", "true") for i in ("angle", "supernet_acc")),
         *(f"search@{s}-{e}" for s in ("rs", "rea") for e in ("proxy_bpe1", "angle_random")),
@@ -175,13 +197,19 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
     params["settings"]["bpe2"]["epochs"] = 1
     (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     second = run([sys.executable, "-m", "dvc", "repro"], study, engine_env)
-    # the searches declare all settings (see dvc.yaml), everything else only what it uses
-    searches = {f"search@{s}-{e}" for s in ("rs", "rea") for e in ("proxy_bpe1", "angle_random")}
-    assert ran(second.stdout) == {"proxy_train@bpe2", *searches, "found_ground_truth", "correlate", "report"}
+    # search_setting declares all settings and rewrites its files unchanged: no search trains with bpe2
+    assert ran(second.stdout) == {"proxy_train@bpe2", *setting_stages, "correlate", "report"}
     rows = {r["estimator"]: r for r in read_csv(study / "results" / "correlation.csv")}
     assert {"proxy_bpe1", "proxy_bpe2", "angle_random"} <= set(rows)
     with Repo(str(study)) as repo:
         assert repo.status() == {}
+
+    # editing bpe1 reruns the searches whose estimator trains with it, not the angle's
+    params["settings"]["bpe1"]["lr"] = 0.04
+    (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    third = run([sys.executable, "-m", "dvc", "repro", "search@rs-proxy_bpe1", "search@rs-angle_random"], study,
+                engine_env)
+    assert ran(third.stdout) == {*setting_stages, "search@rs-proxy_bpe1"}
 
 
 @pytest.mark.slow

@@ -19,8 +19,12 @@ def test_default_and_paper_params_are_valid():
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda p: p.update(sead=1), "Additional properties are not allowed ('sead' was unexpected)"),
-    (lambda p: p["settings"]["bpe1"].update(epoch=3), "settings.bpe1: Additional properties"),
+    (lambda p: p.update(sead=1), "params.yaml: sead: unknown key (did you mean seed?)"),
+    (lambda p: p["settings"]["bpe1"].update(epoch=3), "settings.bpe1.epoch: unknown key (did you mean epochs?)"),
+    (lambda p: p["settings"]["bpe1"].update(weight_decya=3e-4),
+     "params.yaml: settings.bpe1.weight_decya: unknown key (did you mean weight_decay?)"),
+    (lambda p: p["sample"].update(narchs=3), "sample.narchs: unknown key (did you mean n_archs?)"),
+    (lambda p: p["report"].update(zzz=3), "report.zzz: unknown key (known: bootstrap)"),
     (lambda p: p["settings"]["bpe1"].update(precision=8), "settings.bpe1.precision: 8 is not one of [16, 32]"),
     (lambda p: p["data"].update(dataset="mnist"), "data.dataset: 'mnist' is not one of"),
     (lambda p: p.update(space="mobilenet"), "space: 'mobilenet' is not one of"),
@@ -30,7 +34,7 @@ def test_default_and_paper_params_are_valid():
     (lambda p: p["settings"]["bpe2"].update(epochs=0), "settings.bpe2.epochs: 0 is less than the minimum of 1"),
     (lambda p: p["differentiable"].update(layers=8), "differentiable.layers: not a key of the nb201 space"),
     (lambda p: p["differentiable"].update(overrides={"enas": {"batchsize": 128}}),
-     "differentiable.overrides.enas: Additional properties are not allowed ('batchsize' was unexpected)"),
+     "differentiable.overrides.enas.batchsize: unknown key (did you mean batch_size?)"),
     (lambda p: p["differentiable"].update(overrides={"enas": {"w_lr": -1}}), "differentiable.overrides.enas.w_lr: -1"),
     (lambda p: p["differentiable"].update(overrides={"enaz": {"w_lr": 1}}), "differentiable.overrides: unknown method 'enaz'"),
 ])

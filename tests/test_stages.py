@@ -19,11 +19,13 @@ def stage(study, env, name, *args, check=False, **kw):
 
 def one_line_error(r, *words):
     assert r.returncode == 2, r.stderr
+    # progress lines (stderr is not a terminal here) may come first; the error itself is one line, the last
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], r.stderr
     assert "Traceback" not in r.stderr
     for w in words:
-        assert w in lines[0]
+        assert w in errors[0]
 
 
 @pytest.fixture

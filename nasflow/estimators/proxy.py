@@ -51,14 +51,15 @@ def depth_of(space, setting: dict) -> int:
 
 
 def train_arch(arch: str, *, space, setting: dict, splits: Splits, seed: int, device, checkpoint=None,
-               progress: bool = True, fingerprint: str | None = None) -> dict:
-    """Train one arch under one setting; returns the per-arch result (curves, final/best accuracy, cost)."""
+               progress: bool = True, fingerprint: str | None = None, desc: str | None = None) -> dict:
+    """Train one arch under one setting; returns the per-arch result (curves, final/best accuracy, cost).
+    `desc` labels its progress (default: the arch)."""
     s = arch_seed(seed, arch)
     torch.manual_seed(s)
     model = space.build_network(arch, channels=setting["channels"], depth=depth_of(space, setting),
                                 num_classes=splits.num_classes)
     result = train(model, splits, train_config(setting), seed=s, device=device, checkpoint=checkpoint,
-                   progress=progress, desc=arch, fingerprint=fingerprint)
+                   progress=progress, desc=arch if desc is None else desc, fingerprint=fingerprint)
     return {"arch": arch, "seed": s, "setting": setting, **result}
 
 
@@ -71,34 +72,61 @@ def train_archs(archs: list[str], *, space, setting: dict, splits: Splits, seed:
     query a proxy, ground_truth and found_ground_truth), so each arch is trained under a per-arch lock: a job
     that finds an arch locked trains its other archs first, then waits and reads the result. A result is
     reused only when its code fingerprint matches this code's (`nasflow.cache`); otherwise it is retrained.
+    With `progress`, one line per arch on stderr says what happened to it (trained, reused, waited for) and
+    the training prints its epochs (`nasflow.train`).
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = code_fingerprint(__name__, space.__name__)
     results: dict[str, dict] = {}
     pending = list(dict.fromkeys(archs))
+    number = {arch: f"arch {k}/{len(pending)}" for k, arch in enumerate(pending, 1)}
+    say = _say if progress else (lambda text: None)
     for blocking in (False, True):  # first pass: skip archs another job is training; second: wait for them
         deferred = []
         for arch in pending:
             key = digest(arch)
             done = work_dir / f"{key}.json"
             result = _finished(done, fingerprint)
+            if result is not None:
+                say(f"{number[arch]} {arch}: reused from the cache ({_outcome(result)})")
             if result is None:
+                if blocking:
+                    say(f"{number[arch]} {arch}: waiting for the job that trains it")
                 with key_lock(work_dir / f"{key}.lock", blocking=blocking) as locked:
                     if not locked:
+                        say(f"{number[arch]} {arch}: another job is training it; training the others first")
                         deferred.append(arch)
                         continue
                     result = _finished(done, fingerprint)  # another job may have finished it meanwhile
+                    if result is not None:
+                        say(f"{number[arch]} {arch}: trained by another job ({_outcome(result)})")
                     if result is None:
                         ckpt = work_dir / f"{key}.pt"
+                        say(f"{number[arch]} {arch}: training")
                         result = train_arch(arch, space=space, setting=setting, splits=splits, seed=seed,
                                             device=device, checkpoint=ckpt, progress=progress,
-                                            fingerprint=fingerprint)
+                                            fingerprint=fingerprint, desc=number[arch])
                         write_text_atomic(done, json.dumps(result, default=str))
                         ckpt.unlink(missing_ok=True)  # the result is kept; the optimiser state is not needed
+                        resumed = (f", resumed after epoch {result['resumed_from']}"
+                                   if result.get("resumed_from") else "")
+                        say(f"{number[arch]}: trained in {result['seconds']:.1f} s ({_outcome(result)}{resumed})")
             results[arch] = result
         pending = deferred
     return [results[arch] for arch in archs]
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _outcome(result: dict) -> str:
+    """'final acc 81.2%', or how it diverged, for a progress line."""
+    if result.get("status", "ok") != "ok":
+        return f"diverged in epoch {result.get('diverged_epoch')}"
+    acc = result.get("final_acc")
+    return f"final acc {acc:.2f}%" if isinstance(acc, (int, float)) else "no accuracy"
 
 
 def _finished(path: Path, fingerprint: str) -> dict | None:

@@ -47,7 +47,7 @@ def available() -> tuple[bool, str]:
 
 def bohb(space: ModuleType, estimator: Estimator, budget, seed: int, *, eta: int = 3, min_budget: float = 12,
          max_budget: float = 200, num_samples: int = 4, random_fraction: float = 0.0, bandwidth_factor: float = 3,
-         min_bandwidth: float = 0.3, max_iterations: int = 50) -> SearchResult:
+         min_bandwidth: float = 0.3, max_iterations: int = 50, log=None) -> SearchResult:
     ok, why = available()
     if not ok:
         raise ParamsError(f"strategy 'bohb': {why}")
@@ -57,7 +57,7 @@ def bohb(space: ModuleType, estimator: Estimator, budget, seed: int, *, eta: int
     from hpbandster.core.worker import Worker
     from hpbandster.optimizers.bohb import BOHB
 
-    tracker = Tracker(estimator, Budget.of(budget))
+    tracker = Tracker(estimator, Budget.of(budget), log)  # log: one line per evaluation (strategies.Tracker)
     n_options = space.choices()
     names = [f"x{i}" for i in range(len(n_options))]
     at_max: list = []  # evaluations paid at the largest budget, in order

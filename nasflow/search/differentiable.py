@@ -87,6 +87,7 @@ from nasflow.models.nb201_search import NB201SearchNetwork
 from nasflow.search.enas import BASELINE_MODES, EPOCH_PICK, Controller, sample_archs, train_controller
 from nasflow.spaces import nb201 as nb201_space
 from nasflow.cache import code_fingerprint
+from nasflow.progress import fmt
 from nasflow.train import _progress, _rng_state, _save_checkpoint, _set_rng_state, _stale, seed_everything
 
 __all__ = ["METHODS", "SPACE_METHODS", "SearchConfig", "run_search", "hessian_vector_product",
@@ -514,6 +515,22 @@ def _load(path: Path, cfg: SearchConfig, seed: int, fingerprint: str) -> dict | 
     return state
 
 
+def _epoch_line(record: dict, epochs: int, method: str, space: str) -> str:
+    """One epoch of a search for the job log: losses, accuracies, seconds, GDAS' tau, the derived NB201 cell
+    (a DARTS genotype is too long for a line; it is in the history)."""
+    parts = [f"epoch {record['epoch']}/{epochs}", f"train_loss {fmt(record.get('train_loss'), '.4f')}",
+             f"train_acc {fmt(record.get('train_acc'), '.2f', '%')}",
+             f"valid_acc {fmt(record.get('valid_acc'), '.2f', '%')}"]
+    if method == "gdas" and record.get("tau") is not None:
+        parts.append(f"tau {record['tau']:.3f}")
+    parts.append(f"{record.get('seconds', 0.0):.1f} s")
+    if record.get("diverged"):
+        parts.append("DIVERGED")
+    elif space == "nb201" and record.get("arch"):
+        parts.append(f"arch {record['arch']}")
+    return "  ".join(parts)
+
+
 # ----------------------------------------------------------------------------------------- run_search
 
 def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, depth: int, epochs: int,
@@ -631,6 +648,8 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
     if diverged_epoch is not None:  # a resumed diverged search ends as it ended
         last = start
     bar = _progress(progress, total=epochs * steps, initial=start * steps, desc=method)
+    if resumed_from is not None and start < last:
+        bar.line(f"resumed from its checkpoint after epoch {start}/{epochs}")
     try:
         for epoch in range(start, last):
             t0 = time.perf_counter()
@@ -663,6 +682,7 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
             history.append(record)
             bar.set_postfix(valid=f"{record['valid_acc']:.1f}" if record["valid_acc"] is not None else "-",
                             refresh=False)
+            bar.line(_epoch_line(record, epochs, method, space))
             if ckpt is not None:
                 extra = {"controller": controller.state_dict(), "baseline": baseline} if enas else {}
                 _save_checkpoint(ckpt, {

@@ -109,6 +109,7 @@ def evolution_search(
     mutation_prob: float = 0.1,
     generations: int = 20,
     constraint: Callable[[str], bool] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict:
     """Run the search; returns {"best", "best_score", "topk", "history", "n_scored", "params"}.
 
@@ -116,6 +117,7 @@ def evolution_search(
     space:    the search space module (nb201 or darts, chosen by `space.NAME`; see `gene_encoding`).
     history:  one entry per generation: {"generation", "archs": [{"arch", "score"}...] (the candidates
               scored in that generation, in order), "best", "best_score" (of the running top-k)}.
+    log:      called with one line per generation (archs scored, the best so far); None is silent.
     """
     for name, v, lo in (("population", population, 1), ("topk", topk, 1), ("generations", generations, 1),
                         ("n_mutations", n_mutations, 0), ("n_crossovers", n_crossovers, 0)):
@@ -202,6 +204,9 @@ def evolution_search(
             "best": to_arch(top[0]) if top else None,
             "best_score": scores[top[0]] if top else None,
         })
+        if log is not None:
+            log(f"generation {gen + 1}/{generations}: {len(candidates)} archs scored ({len(scores)} in all)  "
+                + (f"best so far {scores[top[0]]:.4g}  {to_arch(top[0])}" if top else "nothing scored"))
         if gen + 1 == generations or not top:
             break
         mut = mutations()

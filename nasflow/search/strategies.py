@@ -15,6 +15,8 @@ Every strategy has the signature
   seen so far (0 before any), BOHB with a large finite loss, so policies and models stay finite.
 - `budget`: a `Budget` (number of evaluations and/or seconds of estimator cost) or an int (evaluations).
 - `seed`: everything random in the strategy derives from it: same seed, same result.
+- `log` (keyword, optional): called with one line of text per paid evaluation (its score, cost, the budget
+  spent, the best score so far) and when the budget ends the search; None (the default) is silent.
 
 Budget convention (ADL exps/NAS-Bench-201-algos, R_EA.py / RANDOM.py): evaluations are charged in order; the
 first one whose cost would take the total past the seconds budget ends the search and is *not* kept (it is
@@ -117,12 +119,14 @@ class SearchResult:
 class Tracker:
     """Charges evaluations against a budget and records them. Strategies call `evaluate` and stop at None."""
 
-    def __init__(self, estimator: Estimator, budget: Budget):
+    def __init__(self, estimator: Estimator, budget: Budget, log: Callable[[str], None] | None = None):
         self.estimator = estimator
         self.budget = budget
         self.history: list[Evaluation] = []
         self.spent = 0.0
         self.overshoot: Evaluation | None = None
+        self.log = log
+        self._best: Evaluation | None = None  # for the log only (best() decides the pick)
 
     @property
     def done(self) -> bool:
@@ -142,10 +146,27 @@ class Tracker:
         total = self.spent + cost
         if self.budget.seconds is not None and total > self.budget.seconds:
             self.overshoot = Evaluation(arch, score, cost, total, status)
+            if self.log is not None:
+                self.log(f"eval {len(self.history) + 1} would bring the cost to {total:.1f} s, past the budget of "
+                         f"{self.budget.seconds:g} s: stopping (it is not kept)")
             return None
         self.spent = total
         self.history.append(Evaluation(arch, score, cost, total, status))
+        if self.log is not None:
+            self._log(self.history[-1])
         return score
+
+    def _log(self, e: Evaluation) -> None:
+        new = e.status == STATUS_OK and (self._best is None or e.score > self._best.score)
+        if new:
+            self._best = e
+        b = self.budget
+        n = len(self.history)
+        spent = f"{self.spent:.1f}" + (f"/{b.seconds:g}" if b.seconds is not None else "")
+        best = "-" if self._best is None else f"{self._best.score:.4g}"
+        self.log(f"eval {n}{f'/{b.evaluations}' if b.evaluations is not None else ''}  "
+                 f"score {'diverged' if e.status != STATUS_OK else f'{e.score:.4g}'}  cost {e.cost:.2f} s  "
+                 f"spent {spent} s  best so far {best}{'  (new best)' if new else ''}  {e.arch}")
 
     def best(self) -> Evaluation | None:
         """Highest score; the earliest evaluation wins ties; never a diverged one (None if all diverged)."""
@@ -167,9 +188,10 @@ def _random_arch(space: ModuleType, rng: random.Random) -> str:
 # ------------------------------------------------------------------------------------------------- RS
 
 
-def random_search(space: ModuleType, estimator: Estimator, budget, seed: int) -> SearchResult:
+def random_search(space: ModuleType, estimator: Estimator, budget, seed: int, *,
+                  log: Callable[[str], None] | None = None) -> SearchResult:
     """Random search (ADL RANDOM.py): evaluate uniform random archs until the budget is spent; pick the best."""
-    tracker, rng = Tracker(estimator, Budget.of(budget)), random.Random(seed)
+    tracker, rng = Tracker(estimator, Budget.of(budget), log), random.Random(seed)
     while tracker.evaluate(_random_arch(space, rng)) is not None:
         pass
     return tracker.result("rs", seed)
@@ -179,7 +201,7 @@ def random_search(space: ModuleType, estimator: Estimator, budget, seed: int) ->
 
 
 def regularized_evolution(space: ModuleType, estimator: Estimator, budget, seed: int, *, population_size: int = 10,
-                          sample_size: int = 3) -> SearchResult:
+                          sample_size: int = 3, log: Callable[[str], None] | None = None) -> SearchResult:
     """Regularized (aging) evolution, Real et al. 2019, as ADL's R_EA.py runs it on NB201.
 
     Fill a population of `population_size` random archs; then repeatedly draw `sample_size` members uniformly
@@ -189,7 +211,7 @@ def regularized_evolution(space: ModuleType, estimator: Estimator, budget, seed:
     """
     if population_size < 1 or not 1 <= sample_size:
         raise ParamsError(f"REA: population_size and sample_size must be >= 1, got {population_size}, {sample_size}")
-    tracker, rng = Tracker(estimator, Budget.of(budget)), random.Random(seed)
+    tracker, rng = Tracker(estimator, Budget.of(budget), log), random.Random(seed)
     population: list[tuple[str, float]] = []  # oldest first
     while len(population) < population_size:
         arch = _random_arch(space, rng)
@@ -286,7 +308,7 @@ class _EMA:
 
 
 def reinforce(space: ModuleType, estimator: Estimator, budget, seed: int, *, lr: float = 0.01,
-              ema_momentum: float = 0.9) -> SearchResult:
+              ema_momentum: float = 0.9, log: Callable[[str], None] | None = None) -> SearchResult:
     """REINFORCE (Williams 1992) with a factorised softmax policy, as ADL's reinforce.py runs it on NB201.
 
     Each step samples one arch from the policy, evaluates it (reward = score), updates the EMA baseline
@@ -297,7 +319,7 @@ def reinforce(space: ModuleType, estimator: Estimator, budget, seed: int, *, lr:
     """
     if not lr > 0 or not 0 <= ema_momentum < 1:
         raise ParamsError(f"REINFORCE: need lr > 0 and 0 <= ema_momentum < 1, got {lr}, {ema_momentum}")
-    tracker, rng = Tracker(estimator, Budget.of(budget)), np.random.default_rng(seed)
+    tracker, rng = Tracker(estimator, Budget.of(budget), log), np.random.default_rng(seed)
     policy = CategoricalPolicy(space.choices(), rng)
     adam, baseline = _Adam(lr), _EMA(ema_momentum)
     worst = None  # the worst finite reward so far: a diverged arch's reward (-inf would poison the policy)

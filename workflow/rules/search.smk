@@ -3,6 +3,8 @@ SEARCH = config["search"]
 SEARCHES = [f"results/search/{s}_{e}.json" for s in SEARCH["strategies"] for e in SEARCH["estimators"]]
 HAS_TABLE = bool(config["bench_search"].get("table") or config["ground_truth"]["source"] == "table")
 
+from stages.search_setting import estimator_setting
+
 
 def search_inputs(w):
     """A supernet estimator needs its trained supernet; a proxy needs nothing upstream (it shares the cache)."""
@@ -17,15 +19,30 @@ wildcard_constraints:
     estimator="proxy_[a-z0-9_]+|table|angle_(random|true)|supernet_acc_(random|true)",
 
 
+rule search_setting:
+    """The setting (or table) one estimator reads, as a file its searches depend on (see stages/search_setting.py)."""
+    input:
+        code=code("stages/search_setting.py") + STAGE_CODE,
+    output:
+        "results/search_setting/{estimator}.json",
+    params:
+        setting=lambda w: estimator_setting(config, w.estimator),
+    localrule: True
+    log:
+        "results/logs/search_setting/{estimator}.log",
+    shell:
+        "NASFLOW_LOG={log} python -m stages.search_setting --params {PARAMS} --estimator {wildcards.estimator} --out {output}"
+
+
 rule search:
     input:
         search_inputs,
+        setting="results/search_setting/{estimator}.json",
         code=code("stages/search.py", "nasflow/search/*.py", "nasflow/estimators/*.py") + TRAIN_CODE,
     output:
         "results/search/{strategy}_{estimator}.json",
     params:
         search=SEARCH,
-        setting=lambda w: config["settings"].get(w.estimator[len("proxy_"):]),
         data=config["data"],
         seed=config["seed"],
     threads: config["threads"]

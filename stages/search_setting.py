@@ -1,0 +1,41 @@
+"""DAG node `search_setting`: writes, for one multi-trial search estimator, the part of params.yaml's
+`settings` (and table) it reads: `proxy_<s>` -> settings.<s>; `angle_<labels>` / `supernet_acc_<labels>` ->
+settings.<supernet.setting>; `table` -> the table's path. Each `search` depends on its estimator's file, so
+editing one setting reruns only the searches that train with it: DVC cannot narrow a matrix stage's params to
+a name derived from its item, and this stage, which declares all settings, rewrites the other files unchanged.
+
+    python -m stages.search_setting --params params.yaml --estimator proxy_bpe1 --out results/search_setting/proxy_bpe1.json
+"""
+import json
+
+from nasflow.errors import ParamsError
+from stages.common import atomic_path, load_params, main_guard, parser, table_path
+
+
+def estimator_setting(params: dict, name: str) -> dict:
+    """What the search estimator `name` reads beyond the sections every search declares (search, supernet,
+    data, space, seed); deterministic, so an unrelated edit leaves the file byte for byte the same."""
+    if name.startswith("proxy_"):
+        setting = name[len("proxy_"):]
+        return {"estimator": name, "setting": setting, "values": params["settings"][setting]}
+    if name == "table":
+        return {"estimator": name, "table": table_path(params)}
+    setting = params["supernet"]["setting"]
+    return {"estimator": name, "setting": setting, "values": params["settings"][setting]}
+
+
+@main_guard
+def main():
+    p = parser(__doc__)
+    p.add_argument("--estimator", required=True)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    params = load_params(args.params)
+    if args.estimator not in params["search"]["estimators"]:
+        raise ParamsError(f"{args.estimator} is not in search.estimators of {args.params}")
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps(estimator_setting(params, args.estimator), indent=1, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
