@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -8,13 +8,12 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
-from nasflow.errors import CheckpointError, NasflowError, ParamsError, describe, one_line
+from nasflow.errors import CheckpointError, ParamsError, describe, one_line
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "params.schema.yaml"

@@ -162,25 +162,13 @@ def find_warnings(*, correlation: list[dict], estimates: list[dict] | None = Non
                 f"{method}: softmax(α) barely moved (max |α − uniform| {move:.3f} < {ALPHA_MIN_MOVE} after "
                 f"{epochs} epochs): the derived arch is close to arbitrary, not a search result", move,
                 f"< {ALPHA_MIN_MOVE}"))
-        accs = np.array([h["valid_acc"] for h in doc.get("history") or []
-                         if isinstance(h.get("valid_acc"), (int, float))], float)
-        accs = accs[np.isfinite(accs)]
-        if chance is not None and len(accs) and accs.max() < chance + CHANCE_MARGIN:
-            out.append(_warning(
-                "chance_accuracy", method,
-                f"{method}: the supernet's validation accuracy stays at chance (best {accs.max():.1f}% vs chance "
-                f"{chance:.1f}% for {num_classes} classes): its ranking of archs is noise", float(accs.max()),
-                f"< {chance:.1f} + {CHANCE_MARGIN:g}"))
+        out += _chance_warning(method, [h["valid_acc"] for h in doc.get("history") or []
+                                        if isinstance(h.get("valid_acc"), (int, float))], chance, num_classes,
+                               "the supernet's validation accuracy stays at chance", "its ranking of archs is noise")
     columns = list(estimates[0]) if estimates else []
     for col in (c for c in columns if c.startswith("supernet_acc") and not c.endswith(("_seconds", "_status"))):
-        accs = np.array([_number(r[col]) for r in estimates], float)
-        accs = accs[np.isfinite(accs)]
-        if chance is not None and len(accs) and accs.max() < chance + CHANCE_MARGIN:
-            out.append(_warning(
-                "chance_accuracy", col,
-                f"{col}: every arch's supernet accuracy is at chance (best {accs.max():.1f}% vs chance {chance:.1f}% "
-                f"for {num_classes} classes): its τ measures noise", float(accs.max()),
-                f"< {chance:.1f} + {CHANCE_MARGIN:g}"))
+        out += _chance_warning(col, [_number(r[col]) for r in estimates], chance, num_classes,
+                               "every arch's supernet accuracy is at chance", "its τ measures noise")
     for c in correlation:
         name, n = c["estimator"], c.get("n")
         lo, hi = c.get("kendall_tau_low"), c.get("kendall_tau_high")
@@ -194,6 +182,17 @@ def find_warnings(*, correlation: list[dict], estimates: list[dict] | None = Non
                                 f"{name}: only {int(n)} archs (< {MIN_ARCHS}): τ's interval is wide", int(n),
                                 f"< {MIN_ARCHS}"))
     return out
+
+
+def _chance_warning(subject: str, accuracies, chance: float | None, num_classes, what: str, so: str) -> list[dict]:
+    """[a chance_accuracy warning] when the best finite accuracy stays below chance + CHANCE_MARGIN, else []."""
+    accs = np.array(accuracies, float)
+    accs = accs[np.isfinite(accs)]
+    if chance is None or not len(accs) or accs.max() >= chance + CHANCE_MARGIN:
+        return []
+    return [_warning("chance_accuracy", subject,
+                     f"{subject}: {what} (best {accs.max():.1f}% vs chance {chance:.1f}% for {num_classes} classes): "
+                     f"{so}", float(accs.max()), f"< {chance:.1f} + {CHANCE_MARGIN:g}")]
 
 
 def warning_lines(warnings: list[dict], *subjects: str, kinds: tuple[str, ...] = ()) -> list[str]:

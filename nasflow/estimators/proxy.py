@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import zlib
 from dataclasses import fields
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 
 from nasflow.cache import code_fingerprint, key_lock, write_text_atomic
 from nasflow.data import Splits
+from nasflow.progress import say as progress_say
 from nasflow.train import TrainConfig, train
 
 # setting keys that are not training hyperparameters (they shape the network or the data split)
@@ -81,44 +81,40 @@ def train_archs(archs: list[str], *, space, setting: dict, splits: Splits, seed:
     results: dict[str, dict] = {}
     pending = list(dict.fromkeys(archs))
     number = {arch: f"arch {k}/{len(pending)}" for k, arch in enumerate(pending, 1)}
-    say = _say if progress else (lambda text: None)
+    say = progress_say if progress else (lambda text: None)
     for blocking in (False, True):  # first pass: skip archs another job is training; second: wait for them
         deferred = []
         for arch in pending:
-            key = digest(arch)
+            key, name = digest(arch), f"{number[arch]} {arch}"
             done = work_dir / f"{key}.json"
             result = _finished(done, fingerprint)
             if result is not None:
-                say(f"{number[arch]} {arch}: reused from the cache ({_outcome(result)})")
-            if result is None:
-                if blocking:
-                    say(f"{number[arch]} {arch}: waiting for the job that trains it")
-                with key_lock(work_dir / f"{key}.lock", blocking=blocking) as locked:
-                    if not locked:
-                        say(f"{number[arch]} {arch}: another job is training it; training the others first")
-                        deferred.append(arch)
-                        continue
-                    result = _finished(done, fingerprint)  # another job may have finished it meanwhile
-                    if result is not None:
-                        say(f"{number[arch]} {arch}: trained by another job ({_outcome(result)})")
-                    if result is None:
-                        ckpt = work_dir / f"{key}.pt"
-                        say(f"{number[arch]} {arch}: training")
-                        result = train_arch(arch, space=space, setting=setting, splits=splits, seed=seed,
-                                            device=device, checkpoint=ckpt, progress=progress,
-                                            fingerprint=fingerprint, desc=number[arch])
-                        write_text_atomic(done, json.dumps(result, default=str))
-                        ckpt.unlink(missing_ok=True)  # the result is kept; the optimiser state is not needed
-                        resumed = (f", resumed after epoch {result['resumed_from']}"
-                                   if result.get("resumed_from") else "")
-                        say(f"{number[arch]}: trained in {result['seconds']:.1f} s ({_outcome(result)}{resumed})")
+                say(f"{name}: reused from the cache ({_outcome(result)})")
+                results[arch] = result
+                continue
+            if blocking:
+                say(f"{name}: waiting for the job that trains it")
+            with key_lock(work_dir / f"{key}.lock", blocking=blocking) as locked:
+                if not locked:
+                    say(f"{name}: another job is training it; training the others first")
+                    deferred.append(arch)
+                    continue
+                result = _finished(done, fingerprint)  # another job may have finished it meanwhile
+                if result is not None:
+                    say(f"{name}: trained by another job ({_outcome(result)})")
+                else:
+                    ckpt = work_dir / f"{key}.pt"
+                    say(f"{name}: training")
+                    result = train_arch(arch, space=space, setting=setting, splits=splits, seed=seed, device=device,
+                                        checkpoint=ckpt, progress=progress, fingerprint=fingerprint,
+                                        desc=number[arch])
+                    write_text_atomic(done, json.dumps(result, default=str))
+                    ckpt.unlink(missing_ok=True)  # the result is kept; the optimiser state is not needed
+                    resumed = f", resumed after epoch {result['resumed_from']}" if result.get("resumed_from") else ""
+                    say(f"{number[arch]}: trained in {result['seconds']:.1f} s ({_outcome(result)}{resumed})")
             results[arch] = result
         pending = deferred
     return [results[arch] for arch in archs]
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def _outcome(result: dict) -> str:
@@ -137,7 +133,7 @@ def _finished(path: Path, fingerprint: str) -> dict | None:
         return None  # not there yet, or a torn file from before writes were atomic: train (again)
     if not isinstance(result, dict) or result.get("fingerprint") != fingerprint:
         if isinstance(result, dict):
-            print(f"{path}: made by other code (fingerprint {result.get('fingerprint')}, now {fingerprint}): "
-                  "training again", file=sys.stderr)
+            progress_say(f"{path}: made by other code (fingerprint {result.get('fingerprint')}, now "
+                         f"{fingerprint}): training again")
         return None
     return result

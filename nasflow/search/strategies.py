@@ -126,7 +126,6 @@ class Tracker:
         self.spent = 0.0
         self.overshoot: Evaluation | None = None
         self.log = log
-        self._best: Evaluation | None = None  # for the log only (best() decides the pick)
 
     @property
     def done(self) -> bool:
@@ -157,13 +156,12 @@ class Tracker:
         return score
 
     def _log(self, e: Evaluation) -> None:
-        new = e.status == STATUS_OK and (self._best is None or e.score > self._best.score)
-        if new:
-            self._best = e
+        top = self.best()
+        new = top is e  # e is the history's last entry: new only if no earlier evaluation ties it
         b = self.budget
         n = len(self.history)
         spent = f"{self.spent:.1f}" + (f"/{b.seconds:g}" if b.seconds is not None else "")
-        best = "-" if self._best is None else f"{self._best.score:.4g}"
+        best = "-" if top is None else f"{top.score:.4g}"
         self.log(f"eval {n}{f'/{b.evaluations}' if b.evaluations is not None else ''}  "
                  f"score {'diverged' if e.status != STATUS_OK else f'{e.score:.4g}'}  cost {e.cost:.2f} s  "
                  f"spent {spent} s  best so far {best}{'  (new best)' if new else ''}  {e.arch}")
