@@ -10,7 +10,7 @@ min_version("9.0")
 configfile: "params.yaml"
 
 sys.path.insert(0, workflow.basedir)
-from stages.common import ParamsError, validate_params, write_resolved_params
+from stages.common import CHOSEN_BUDGET, CHOSEN_BUDGET_FILE, ParamsError, validate_params, write_resolved_params
 
 try:
     validate_params(config, "config")  # the JSON schema in workflow/schemas/ plus cross-references
@@ -26,6 +26,7 @@ include: "workflow/rules/sample.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/rlnas.smk"
 include: "workflow/rules/search.smk"
+include: "workflow/rules/bpe_search.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -39,3 +40,9 @@ rule all:
         "results/plots",
         "results/found.json",
         ["results/bench_search.md"] if HAS_TABLE else [],
+        BPE_SEARCH_OUTPUTS,
+
+
+onsuccess:
+    # the headline and what was skipped, on the terminal (the stage only reads results/)
+    shell(f"python -m stages.summary --params {PARAMS} || true")

@@ -20,6 +20,9 @@ SCHEMA = ROOT / "workflow" / "schemas" / "params.schema.yaml"
 # setting keys whose defaults (neutral: momentum 0.9, no Nesterov, no clipping) a protocol should not leave
 # implicit: validate_params says on stderr which of them it filled in
 PROTOCOL_KEYS = ("momentum", "nesterov", "grad_clip")
+# proxy.settings (and proxy_<setting> estimators) may name the budget search's choice, read from its best.json
+CHOSEN_BUDGET = "bpe_search"
+CHOSEN_BUDGET_FILE = "results/bpe_search/best.json"
 
 
 def _dotted(path) -> str:
@@ -74,8 +77,21 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
         path, message = _schema_error(error)
         raise ParamsError(f"{source}: {_dotted(path)}: {message}")
     settings = params["settings"]
+    params.setdefault("bpe_search", None)
+    if params["bpe_search"]:
+        from nasflow.bpe_search import validate as validate_bpe_search
+
+        try:
+            params["bpe_search"] = validate_bpe_search(params["bpe_search"], space_name=params["space"],
+                                                       settings=settings)
+        except ParamsError as e:
+            raise ParamsError(f"{source}: {e}") from None
+        if params["bpe_search"]["n_archs"] > params["sample"]["n_archs"]:
+            raise ParamsError(f"{source}: bpe_search.n_archs: {params['bpe_search']['n_archs']} archs, but "
+                              f"sample.n_archs samples only {params['sample']['n_archs']}")
+    chosen = [CHOSEN_BUDGET] if params["bpe_search"] and CHOSEN_BUDGET not in settings else []
     for name in params["proxy"]["settings"]:
-        if name not in settings:
+        if name not in settings and name not in chosen:
             raise ParamsError(f"{source}: proxy.settings: unknown setting {name!r} (defined: {', '.join(settings)})")
     gt = params["ground_truth"]
     required = {"retrain": ["setting"], "table": ["path", "column"]}[gt["source"]]
@@ -92,7 +108,7 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
         if "default" in spec:
             params["supernet"].setdefault(key, spec["default"])
     for name in params["search"]["estimators"]:
-        ok = (name.startswith("proxy_") and name[len("proxy_"):] in settings) or name == "table" or any(
+        ok = (name.startswith("proxy_") and name[len("proxy_"):] in [*settings, *chosen]) or name == "table" or any(
             name == f"{ind}_{lab}" for ind in ("angle", "supernet_acc") for lab in params["supernet"]["labels"])
         if not ok:
             raise ParamsError(f"{source}: search.estimators: unknown estimator {name!r} (use proxy_<setting>, table, "
@@ -396,6 +412,18 @@ def search_names(params: dict) -> list[str]:
              for indicator in params["evolution"]["indicators"]]
             + [f"{s}_{e}" for s in params["search"]["strategies"] for e in params["search"]["estimators"]]
             + list(params["differentiable"]["methods"]))
+
+
+def proxy_setting(params: dict, name: str) -> dict:
+    """The setting a proxy named `name` trains with: `settings.<name>`, or for `bpe_search` (when params.yaml does
+    not define it) the budget search's choice in results/bpe_search/best.json."""
+    if name in params["settings"]:
+        return params["settings"][name]
+    if name != CHOSEN_BUDGET:
+        raise ParamsError(f"unknown setting {name!r} (defined: {', '.join(params['settings'])})")
+    if not Path(CHOSEN_BUDGET_FILE).is_file():
+        raise CheckpointError(f"missing input file: {CHOSEN_BUDGET_FILE} (run the bpe_search stages first)")
+    return read_results(CHOSEN_BUDGET_FILE, rows=None, top=("full",))["full"]
 
 
 def table_path(params: dict) -> str | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nasflow.analysis import report
 from nasflow.errors import CheckpointError
-from stages.common import (atomic_path, load_params, main_guard, parser, provenance, read_results,
+from stages.common import (atomic_path, load_params, main_guard, parser, provenance, proxy_setting, read_results,
                            supernet_estimators, write_json)
 
 
@@ -67,6 +67,22 @@ def _diverged(params: dict, proxy_dir, scores_dir, ground_truth) -> list[dict]:
     return out
 
 
+def _budget_search(params: dict, folder, gt_label: str) -> dict | None:
+    """The budget search's outputs (stages/bpe_search.py) as add_bpe_search_sheets' arguments; None when it is off."""
+    if not params.get("bpe_search"):
+        return None
+    folder = Path(folder)
+    return {
+        "settings_rows": _read_csv(folder / "settings.csv", ["setting", "round", "kendall_tau", "spearman_rho",
+                                                             "seconds_per_arch"], nonempty=True),
+        "accuracies": _read_csv(folder / "accuracies.csv", ["arch", "setting", "accuracy", "ground_truth"]),
+        "importance": _read_csv(folder / "importance.csv", ["round", "hyperparameter", "importance", "importance_std"]),
+        "best": read_results(folder / "best.json", rows=None, top=("setting", "full")),
+        "named": {n: s for n, s in params["settings"].items() if n in params["proxy"]["settings"]},
+        "ground_truth_label": gt_label,
+    }
+
+
 def _num_classes(data: dict) -> int | None:
     """The dataset's number of classes (chance level = 100 / it) without loading the images; None when the
     .npz cannot be read here (the chance-level warning is then left out)."""
@@ -95,6 +111,7 @@ def main():
     p.add_argument("--proxy-dir", default="results/proxy", help="per-arch proxy results (for the diverged sheet)")
     p.add_argument("--scores-dir", default="results/scores", help="supernet scores (for the diverged sheet)")
     p.add_argument("--ground-truth", default="results/ground_truth.json")
+    p.add_argument("--bpe-search-dir", default="results/bpe_search", help="the budget search's outputs (when on)")
     args = p.parse_args()
     params = load_params(args.params)
     # every input is read and checked before anything is written
@@ -122,10 +139,12 @@ def main():
     warnings = report.find_warnings(correlation=correlation, estimates=estimates, differentiable=alphas,
                                     num_classes=num_classes)
 
+    bpe = _budget_search(params, args.bpe_search_dir, gt_label)
+
     with atomic_path(args.xlsx) as tmp:
-        report.write_workbook(tmp, settings={n: params["settings"][n] for n in params["proxy"]["settings"]},
+        report.write_workbook(tmp, settings={n: proxy_setting(params, n) for n in params["proxy"]["settings"]},
                               estimates=estimates, correlation=correlation, ground_truth_label=gt_label, about=about,
-                              found=found, diverged=diverged, warnings=warnings)
+                              found=found, diverged=diverged, warnings=warnings, bpe_search=bpe)
 
     # build the plot folder beside the target and swap it in whole
     plots = Path(args.plots)
@@ -159,6 +178,17 @@ def main():
             except (KeyError, TypeError, ValueError, IndexError) as e:  # alphas of the wrong shape
                 raise CheckpointError(f"{args.search_dir}/{method}.json: unreadable alphas ({type(e).__name__}: "
                                       f"{e}) (rerun differentiable_search)") from None
+    if bpe:
+        objective = params["bpe_search"]["objective"]
+        costs = {r["estimator"]: r for r in correlation}
+        named = {n: (costs[f"proxy_{n}"]["seconds_per_arch"], costs[f"proxy_{n}"][objective])
+                 for n in params["proxy"]["settings"] if n != "bpe_search" and f"proxy_{n}" in costs}
+        report.plot_bpe_search_cost(tmp_dir / "bpe_search_objective_vs_cost.png", bpe["settings_rows"], objective,
+                                    named_points=named, best=bpe["best"])
+        report.plot_importance(tmp_dir / "bpe_search_importance.png", bpe["importance"])
+        top = report.most_important(bpe["importance"], 2)
+        if len(top) == 2:
+            report.plot_objective_2d(tmp_dir / "bpe_search_objective_2d.png", bpe["settings_rows"], objective, *top)
     shutil.rmtree(plots, ignore_errors=True)
     tmp_dir.rename(plots)
 

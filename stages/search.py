@@ -12,7 +12,7 @@ import sys
 import time
 
 from nasflow.errors import DivergedError, ParamsError
-from stages.common import configure_torch, load_params, main_guard, parser, provenance, table_path, write_json
+from stages.common import configure_torch, load_params, main_guard, parser, provenance, proxy_setting, table_path, write_json
 from stages.training import load_splits, work_dir
 
 
@@ -23,7 +23,7 @@ def make_estimator(name: str, params: dict, space, device):
         from nasflow.estimators.proxy import train_archs
 
         setting_name = name[len("proxy_"):]
-        setting = params["settings"][setting_name]
+        setting = proxy_setting(params, setting_name)
         splits = load_splits(params, setting)
         work = work_dir(params, setting_name, setting)
 

@@ -9,15 +9,19 @@ a name derived from its item, and this stage, which declares all settings, rewri
 import json
 
 from nasflow.errors import ParamsError
-from stages.common import atomic_path, load_params, main_guard, parser, table_path
+from stages.common import (CHOSEN_BUDGET_FILE, atomic_path, load_params, main_guard, parser, proxy_setting,
+                           table_path)
 
 
-def estimator_setting(params: dict, name: str) -> dict:
+def estimator_setting(params: dict, name: str, *, resolve: bool = True) -> dict:
     """What the search estimator `name` reads beyond the sections every search declares (search, supernet,
-    data, space, seed); deterministic, so an unrelated edit leaves the file byte for byte the same."""
+    data, space, seed); deterministic, so an unrelated edit leaves the file byte for byte the same. With
+    resolve=False (Snakemake, before any job ran) the budget search's choice is named by its file, not read."""
     if name.startswith("proxy_"):
         setting = name[len("proxy_"):]
-        return {"estimator": name, "setting": setting, "values": params["settings"][setting]}
+        if setting not in params["settings"] and not resolve:
+            return {"estimator": name, "setting": setting, "values": CHOSEN_BUDGET_FILE}
+        return {"estimator": name, "setting": setting, "values": proxy_setting(params, setting)}
     if name == "table":
         return {"estimator": name, "table": table_path(params)}
     setting = params["supernet"]["setting"]

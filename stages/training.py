@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from nasflow.errors import CheckpointError
-from stages.common import configure_torch, provenance, write_json
+from stages.common import configure_torch, provenance, proxy_setting, write_json
 
 
 def read_archs(path, shard=(0, 1)) -> list[dict]:
@@ -52,7 +52,7 @@ def run_training(params: dict, setting_name: str, *, kind: str, shard, archs_pat
 
     configure_torch(params)
     space = get_space(params["space"])
-    setting = params["settings"][setting_name]
+    setting = proxy_setting(params, setting_name)
     records = read_archs(archs_path, shard)
     for r in records:
         r["arch"] = space.canonical(r["arch"])

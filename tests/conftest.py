@@ -26,3 +26,14 @@ def engine_env(tmp_path) -> dict:
     env["DVC_SITE_CACHE_DIR"] = str(tmp_path / "dvc-site-cache")
     env["NASFLOW_LOCK_DIR"] = str(tmp_path / "locks")
     return env
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """With `-q`, a slow end-to-end test would be minutes of silence: name each one as it starts."""
+    if item.get_closest_marker("slow") is None:
+        return
+    reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and reporter.verbosity <= 0:
+        reporter.write_line("")
+        reporter.write_line(f"[slow test, a minute or more] {item.nodeid} ...")

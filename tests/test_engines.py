@@ -49,6 +49,20 @@ TINY = {
 }
 
 
+# a tiny budget search (the BPE paper's MIP): 2 rounds of 2 settings, each training the 4 sampled archs
+BPE_SEARCH = {"space": {"epochs": [1, 2], "channels": [2, 4], "batch_size": [32, 64]}, "n_settings": 2,
+              "n_archs": 4, "rounds": 2, "objective": "kendall_tau", "budget_seconds_per_arch": None, "base": "bpe1"}
+
+
+def with_budget_search(params=TINY, *, as_proxy: bool = True) -> dict:
+    """TINY with the budget search on and (as_proxy) its choice among the proxies."""
+    p = yaml.safe_load(yaml.safe_dump(params))
+    p["bpe_search"] = dict(BPE_SEARCH)
+    if as_proxy:
+        p["proxy"]["settings"] = [*p["proxy"]["settings"], "bpe_search"]
+    return p
+
+
 def make_study(tmp_path, params=TINY) -> Path:
     study = tmp_path / "study"
     study.mkdir(parents=True)
@@ -97,8 +111,10 @@ def snakemake_rules() -> dict[str, str]:
 
 
 def test_engines_define_the_same_stages():
-    smk = {name: module for name, module in snakemake_rules().items() if not name.startswith("gather")}
-    dvc = {name: re.search(r"python -m (stages\.\w+)", stage["cmd"] if "cmd" in stage else stage["do"]["cmd"]).group(1)
+    # Snakemake runs the budget search as a checkpoint + a job per setting and round; DVC as one stage
+    smk = {("bpe_search" if name.startswith("bpe_search_") else name): module
+           for name, module in snakemake_rules().items() if not name.startswith("gather")}
+    dvc = {("bpe_search" if name.startswith("bpe_search_") else name): re.search(r"python -m (stages\.\w+)", stage["cmd"] if "cmd" in stage else stage["do"]["cmd"]).group(1)
            for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items()}
     assert smk == dvc
 
@@ -123,12 +139,19 @@ def test_snakefile_rejects_bad_params_in_one_line(tmp_path, engine_env):
 
 @pytest.mark.slow
 def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
-    study = make_study(tmp_path)
-    run([sys.executable, "-m", "snakemake", "--cores", "2", "--resources", "gpu=2"], study, engine_env)
+    study = make_study(tmp_path, with_budget_search())
+    done = run([sys.executable, "-m", "snakemake", "--cores", "2", "--resources", "gpu=2"], study, engine_env)
     results = study / "results"
     est = read_csv(results / "estimates.csv")
     assert len(est) == 4
-    estimators = ["proxy_bpe1", "proxy_bpe2", "angle_random", "supernet_acc_random", "angle_true", "supernet_acc_true"]
+    # the end-of-run summary (stages/summary.py via onsuccess): τ per estimator as in correlation.csv, the skips
+    said = done.stdout + done.stderr
+    for c in read_csv(results / "correlation.csv"):
+        tau = float(c["kendall_tau"]) if c["kendall_tau"] else float("nan")
+        assert re.search(rf"{re.escape(c['estimator'])}\s+τ {'n/a' if tau != tau else f'{tau:+.3f}'}", said), c
+    assert "Skipped:\n  - bench_search" in said and "rlnas_random_angle: ground truth" in said
+    estimators = ["proxy_bpe1", "proxy_bpe2", "proxy_bpe_search", "angle_random", "supernet_acc_random", "angle_true",
+                  "supernet_acc_true"]
     assert list(est[0]) == ["arch", *estimators, "ground_truth", *(f"{e}_seconds" for e in estimators),
                             "ground_truth_seconds", *(f"{e}_status" for e in estimators), "ground_truth_status"]
     assert {r[f"{e}_status"] for r in est for e in estimators} == {"ok"}
@@ -153,8 +176,34 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     again = run([sys.executable, "-m", "snakemake", "--cores", "2", "-n"], study, engine_env)
     assert "Nothing to be done" in again.stdout + again.stderr
 
-    # switching to DVC as the README says: adopt what Snakemake made, then `dvc repro` runs only what it skipped
-    # (bench_search: the Snakefile leaves it out without a table) and reruns nothing Snakemake ran
+    # the budget search: every round's settings, each setting's τ = scipy's on accuracies.csv, pruning obeyed
+    from scipy import stats
+
+    bpe = results / "bpe_search"
+    rows = read_csv(bpe / "settings.csv")
+    assert [r["round"] for r in rows] == ["0", "0", "1", "1"] and len({r["setting"] for r in rows}) == 4
+    assert list(rows[0])[:5] == ["setting", "round", "epochs", "batch_size", "channels"]
+    accs = read_csv(bpe / "accuracies.csv")
+    for r in rows:
+        mine = [a for a in accs if a["setting"] == r["setting"]]
+        assert len(mine) == 4
+        tau = stats.kendalltau([float(a["accuracy"]) for a in mine], [float(a["ground_truth"]) for a in mine]).statistic
+        assert (tau != tau and r["kendall_tau"] == "") or abs(float(r["kendall_tau"]) - tau) < 1e-12
+    round0 = json.loads((bpe / "round-0" / "round.json").read_text())
+    (hp, value), = round0["pruned"].items()
+    assert all(str(r[hp]) == str(value) for r in rows if r["round"] == "1")
+    assert {r["round"] for r in read_csv(bpe / "importance.csv")} == {"0", "1"}
+    best = json.loads((bpe / "best.json").read_text())
+    assert best["setting"] in {r["setting"] for r in rows} and best["full"]["weight_decay"] == TINY["settings"]["bpe1"]["weight_decay"]
+    chosen = {r["arch"]: r["final_acc"] for r in json.loads((results / "proxy" / "bpe_search.json").read_text())["results"]}
+    assert chosen == {a["arch"]: float(a["accuracy"]) for a in accs if a["setting"] == best["setting"]}  # the cache
+    assert "Budget search (bpe_search" in said and f"chose {best['setting']}" in said
+
+    # switching to DVC as the README says: the choice into params.yaml (DVC reads params from there only), adopt
+    # what Snakemake made, then `dvc repro` runs only what it skipped (bench_search: the Snakefile leaves it out
+    # without a table) and reruns nothing Snakemake ran
+    run([sys.executable, "-m", "stages.bpe_search", "adopt"], study, engine_env)
+    assert yaml.safe_load((study / "params.yaml").read_text())["settings"]["bpe_search"] == best["full"]
     git_init(study, engine_env)
     adopt = run([sys.executable, "workflow/dvc_adopt.py"], study, engine_env)
     assert "left for dvc repro (1): bench_search\n" in adopt.stdout

@@ -20,6 +20,8 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
+from nasflow.errors import CheckpointError, ParamsError
+
 ALPHA_MIN_MOVE = 0.05   # max |softmax(α) - 1/#ops| below this: α barely moved
 CHANCE_MARGIN = 5.0     # percentage points above chance (100/#classes) still read as chance level
 MIN_ARCHS = 10          # fewer archs than this: τ's interval is too wide to read
@@ -220,7 +222,8 @@ def summary_lines(warnings: list[dict]) -> list[str]:
 
 def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], correlation: list[dict],
                    ground_truth_label: str, about: dict, found: list[dict] | None = None,
-                   diverged: list[dict] | None = None, warnings: list[dict] | None = None) -> None:
+                   diverged: list[dict] | None = None, warnings: list[dict] | None = None,
+                   bpe_search: dict | None = None) -> None:
     """settings: proxy setting name -> setting dict; estimates: rows of estimates.csv (dicts; a diverged
     training's score NaN or None: an empty cell, left out of Mean/Std); found: the searches' picks with their
     ground truth (results/found.json's results); diverged: {"estimator", "arch", "epoch"} per diverged training
@@ -352,6 +355,8 @@ def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], co
     for key, value in about.items():
         ws.append([key, str(value)])
     _finish_sheet(ws, max_width=120)
+    if bpe_search:  # the budget search's sheets: add_bpe_search_sheets' keyword arguments
+        add_bpe_search_sheets(wb, **bpe_search)
     wb.save(path)
 
 
@@ -644,4 +649,413 @@ def plot_alphas(path, search: dict, ops: tuple[str, ...], edge_labels: list[str]
     fig.tight_layout()
     _warning_box(fig, list(warnings), y=-0.01, width=130)
     _save(fig, path, dpi=110)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- BPE setting search
+# The BPE paper's search for the training budget itself (Minimum Importance Pruning): its sheets (`bpe_search`, laid
+# out like the paper's SearchHyperparametersResults.xlsx, and `importance`) and plots. Inputs are the parsed rows of
+# results/bpe_search/{settings.csv, accuracies.csv, importance.csv} and best.json (stages/bpe_search.py).
+
+BPE_COLUMNS = ("setting", "round", "n", "kendall_tau", "spearman_rho", "seconds_per_arch", "gpu_hours_per_arch")
+OBJECTIVE_LABELS = {"kendall_tau": "Kendall τ", "spearman_rho": "Spearman ρ"}
+CHOSEN_FILL = PatternFill("solid", fgColor="D4EDDA")
+_ROUND_MARKERS = ("o", "s", "^", "D", "v", "P", "h", "<", ">")
+
+
+def _hp_label(key: str) -> str:
+    return dict((k, label) for label, k in SETTING_ROWS).get(key, key)
+
+
+def _objective_label(objective: str) -> str:
+    if objective not in OBJECTIVE_LABELS:
+        raise ParamsError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVE_LABELS)}")
+    return OBJECTIVE_LABELS[objective]
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def searched_hyperparameters(settings_rows: list[dict]) -> list[str]:
+    """The searched hyperparameters: every column of settings.csv but the name, round and results, in the
+    settings sheet's row order (unknown ones after, sorted)."""
+    keys = {k for row in settings_rows for k in row} - set(BPE_COLUMNS)
+    known = [k for _, k in SETTING_ROWS]
+    return [k for k in known if k in keys] + sorted(keys - set(known))
+
+
+def _gpu_hours_cells(cells) -> None:
+    """One GPU-hours format for a row, from its smallest non-zero value: scientific below 0.01 GPU-h (36 s)."""
+    cells = list(cells)
+    values = [abs(c.value) for c in cells if _finite(c.value) and c.value != 0]
+    number_format = "0.000" if not values or min(values) >= 0.01 else "0.00E+00"
+    for c in cells:
+        _fmt(c, number_format)
+
+
+def _hp_value(row: dict, key: str):
+    v = row.get(key)
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+def _accuracy_table(settings_rows, accuracies) -> tuple[list[str], dict, dict]:
+    """(archs in order of first appearance, (arch, setting) -> accuracy, arch -> ground truth)."""
+    names = {row["setting"] for row in settings_rows}
+    archs, acc, truth = [], {}, {}
+    for a in accuracies:
+        if a["setting"] not in names:
+            raise CheckpointError(f"bpe_search accuracies: setting {a['setting']!r} is not in settings.csv")
+        if a["arch"] not in truth:
+            archs.append(a["arch"])
+            truth[a["arch"]] = math.nan
+        acc[(a["arch"], a["setting"])] = _number(a["accuracy"]) if a["accuracy"] is not None else math.nan
+        if not _finite(truth[a["arch"]]) and _finite(a.get("ground_truth")):
+            truth[a["arch"]] = float(a["ground_truth"])
+    return archs, acc, truth
+
+
+def _summary_row(ws, label: str, values, number_format: str | None = None) -> None:
+    ws.append([label, *(_cell(v) for v in values)])
+    ws.cell(ws.max_row, 1).font = BOLD
+    if number_format is not None:
+        for c in ws[ws.max_row][1:]:
+            _fmt(c, number_format)
+
+
+def add_bpe_search_sheets(wb, *, settings_rows: list[dict], accuracies: list[dict], importance: list[dict],
+                          best: dict, named: dict[str, dict] | None = None,
+                          ground_truth_label: str | None = None) -> None:
+    """Sheets `bpe_search` and `importance` of the BPE setting search, added to `wb` (an openpyxl Workbook).
+
+    bpe_search: one column per sampled setting (the chosen one shaded, "(chosen)" in its header), rows round and the
+    searched hyperparameters, then one row per arch with its accuracy under each setting (ground truth in the last
+    column), then Mean and Std (sample std, ddof 1, over the finite accuracies), n, Kendall τ, Spearman ρ (the
+    objective marked) and the mean time per arch in seconds and GPU hours; below, the chosen setting in full beside
+    the named settings (`named`: name -> setting dict). importance: importance.csv's rows sorted per round by
+    importance, then which hyperparameter each round pruned (its least important, every round but the last)."""
+    names = [row["setting"] for row in settings_rows]
+    if len(set(names)) != len(names):
+        raise CheckpointError("bpe_search settings: a setting name appears twice in settings.csv")
+    chosen = best.get("setting")
+    if chosen not in names:
+        raise CheckpointError(f"bpe_search best.json: setting {chosen!r} is not in settings.csv")
+    objective = best.get("objective", "spearman_rho")
+    _objective_label(objective)
+    hps = searched_hyperparameters(settings_rows)
+    archs, acc, truth = _accuracy_table(settings_rows, accuracies)
+
+    ws = wb.create_sheet("bpe_search")
+    truth_header = f"ground truth ({ground_truth_label})" if ground_truth_label else "ground truth"
+    ws.append(["setting", *(f"{n} (chosen)" if n == chosen else n for n in names), truth_header])
+    ws.append(["round", *(_hp_value(row, "round") for row in settings_rows)])
+    for c in ws[ws.max_row][1:]:
+        _fmt(c, "0")
+    for hp in hps:
+        ws.append([_hp_label(hp), *(_hp_value(row, hp) for row in settings_rows)])
+    ws.append(["arch"])
+    ws.cell(ws.max_row, 1).font = BOLD
+    for arch in archs:
+        ws.append([arch, *(_cell(acc.get((arch, n), math.nan)) for n in names), _cell(truth[arch])])
+        for c in ws[ws.max_row][1:]:
+            _fmt(c, ACC)
+    columns = [np.array([acc.get((a, n), math.nan) for a in archs], float) for n in names]
+    columns.append(np.array([truth[a] for a in archs], float))
+    _summary_row(ws, "Mean", [_finite_stat(col, "mean") for col in columns], ACC)
+    _summary_row(ws, "Std", [_finite_stat(col, "std") for col in columns], ACC)
+    _summary_row(ws, "n (archs correlated)", [row.get("n") for row in settings_rows], "0")
+    for key in ("kendall_tau", "spearman_rho"):
+        label = OBJECTIVE_LABELS[key] + (" (objective)" if key == objective else "")
+        _summary_row(ws, label, [row.get(key) for row in settings_rows], CORR)
+    _summary_row(ws, "Mean time (s per arch)", [row.get("seconds_per_arch") for row in settings_rows])
+    _seconds_cells(ws[ws.max_row][1:])
+    _summary_row(ws, "Mean time (GPU-h per arch)", [row.get("gpu_hours_per_arch") for row in settings_rows])
+    _gpu_hours_cells(ws[ws.max_row][1:])
+    col = names.index(chosen) + 2
+    for r in range(1, ws.max_row + 1):
+        ws.cell(r, col).fill = CHOSEN_FILL
+    _named_block(ws, best, named or {}, settings_rows, hps)
+    _finish_sheet(ws, freeze="B2")
+    # after the widths: a long line spills over the empty cells to its right instead of widening column A
+    ws.append([])
+    ws.append([_chosen_line(best, objective)])
+
+    _add_importance_sheet(wb, importance)
+
+
+def _named_block(ws, best: dict, named: dict[str, dict], settings_rows: list[dict], hps: list[str]) -> None:
+    """The chosen setting in full beside the named ones (for reference), and which sampled setting has a named
+    one's searched values."""
+    full = best.get("full") or {}
+    columns = {f"{best['setting']} (chosen)": full, **named}
+    if not any(columns.values()):
+        return
+    ws.append([])
+    ws.append(["setting (complete)", *columns])
+    for c in ws[ws.max_row]:
+        c.font = BOLD
+    keys = [k for _, k in SETTING_ROWS]
+    extra = sorted({k for s in columns.values() for k in s} - set(keys))
+    for label, key in [*SETTING_ROWS, *((k, k) for k in extra)]:
+        if any(key in s for s in columns.values()):
+            ws.append([label, *(_setting_value(key, s) for s in columns.values())])
+    same = []
+    for s in columns.values():
+        match = [row["setting"] for row in settings_rows if hps and all(row.get(hp) == s.get(hp) for hp in hps)]
+        same.append(", ".join(match) or "—")
+    ws.append(["sampled setting", *same])  # the sampled setting with its searched values
+
+
+def _chosen_line(best: dict, objective: str) -> str:
+    value, sec, gpu_h = best.get(objective), best.get("seconds_per_arch"), best.get("gpu_hours_per_arch")
+    value_text = f"{value:.3f}" if _finite(value) else "—"
+    parts = [f"chosen: {best['setting']} (round {best.get('round', '—')}), "
+             f"{_objective_label(objective)} {value_text}"]
+    if _finite(sec):
+        parts.append(f"{sec:.3g} s" + (f" ({gpu_h:.3g} GPU-h)" if _finite(gpu_h) else "") + " per arch")
+    budget = best.get("budget_seconds_per_arch")
+    if _finite(budget):
+        parts.append(f"the best within the budget of {budget:g} s per arch")
+    return "; ".join(parts)
+
+
+def _importance_key(row: dict):
+    v = row.get("importance")
+    return (row["round"], -v if _finite(v) else math.inf, str(row["hyperparameter"]))
+
+
+def pruned_per_round(importance_rows: list[dict]) -> dict[int, str | None]:
+    """round -> the hyperparameter it pruned: its least important (finite importance), for every round but the
+    last (whose pruning no round follows); None where no importance is finite."""
+    rounds = sorted({row["round"] for row in importance_rows})
+    out = {}
+    for r in rounds[:-1]:
+        finite = [row for row in importance_rows if row["round"] == r and _finite(row.get("importance"))]
+        out[r] = min(finite, key=lambda row: (row["importance"], str(row["hyperparameter"])))["hyperparameter"] \
+            if finite else None
+    return out
+
+
+def _add_importance_sheet(wb, importance_rows: list[dict]) -> None:
+    ws = wb.create_sheet("importance")
+    ws.append(["round", "hyperparameter", "importance", "std"])
+    for row in sorted(importance_rows, key=_importance_key):
+        ws.append([row["round"], row["hyperparameter"], _cell(row.get("importance")),
+                   _cell(row.get("importance_std"))])
+        cells = ws[ws.max_row]
+        _fmt(cells[0], "0")
+        _fmt(cells[2], CORR)
+        _fmt(cells[3], CORR)
+    _finish_sheet(ws)
+    ws.append([])  # after the widths: the lines spill over the empty cells to their right
+    pruned = pruned_per_round(importance_rows)
+    for r, hp in pruned.items():
+        ws.append([f"round {r}: pruned {hp} (the least important; fixed at its cheapest value from round {r + 1} on)"
+                   if hp is not None else f"round {r}: no finite importance, the pruned hyperparameter is unknown"])
+    if importance_rows and not pruned:
+        ws.append(["one round: nothing pruned"])
+    if not importance_rows:
+        ws.append(["none"])
+
+
+# ------------------------------------------------------------------------------------------ BPE search plots
+
+def pareto_front(seconds, objective) -> list[int]:
+    """Indices of the points no other point beats (lower or equal cost with a higher objective), by increasing
+    cost; points with a non-finite value or a cost <= 0 are left out."""
+    seconds, objective = np.asarray(seconds, float), np.asarray(objective, float)
+    keep = [i for i in range(len(seconds)) if np.isfinite(seconds[i]) and seconds[i] > 0 and np.isfinite(objective[i])]
+    front, best = [], -math.inf
+    for i in sorted(keep, key=lambda i: (seconds[i], -objective[i])):
+        if objective[i] > best:
+            front.append(i)
+            best = objective[i]
+    return front
+
+
+def _n_archs_text(settings_rows: list[dict]) -> str:
+    ns = sorted({int(row["n"]) for row in settings_rows if _finite(row.get("n"))})
+    if not ns:
+        return "n unknown"
+    return f"n = {ns[0]} archs" if len(ns) == 1 else f"n = {ns[0]}–{ns[-1]} archs"
+
+
+def _settings_text(settings_rows: list[dict]) -> str:
+    return f"{len(settings_rows)} setting" + ("" if len(settings_rows) == 1 else "s")
+
+
+def plot_bpe_search_cost(path, settings_rows: list[dict], objective: str,
+                         named_points: dict[str, tuple[float, float]] | None = None, best: dict | None = None):
+    """The objective (Kendall τ or Spearman ρ vs ground truth) of every sampled setting against its seconds per
+    arch (log scale, decades labelled), coloured and marked by round; the Pareto front (higher objective, lower
+    cost) as a step line; named_points: name -> (seconds per arch, objective) of the named settings (BPE1, BPE2),
+    marked and labelled; best: best.json (the chosen setting, starred and labelled). Settings without a finite
+    objective or cost are counted in a warning box."""
+    label = _objective_label(objective)
+    named_points = dict(named_points or {})
+    sec = np.array([_number(row.get("seconds_per_arch")) for row in settings_rows], float)
+    obj = np.array([_number(row.get(objective)) for row in settings_rows], float)
+    ok = np.isfinite(sec) & (sec > 0) & np.isfinite(obj)
+    fig = _figure(figsize=(7.5, 4.6))
+    ax = fig.subplots()
+    for k, r in enumerate(_sorted_values(row.get("round") for row in settings_rows)):
+        idx = [i for i, row in enumerate(settings_rows) if row.get("round") == r and ok[i]]
+        ax.scatter(sec[idx], obj[idx], s=26, alpha=0.85, color=f"C{k % 10}", label=f"round {_value_text(r)}",
+                   marker=_ROUND_MARKERS[k % len(_ROUND_MARKERS)], zorder=3)
+    front = pareto_front(sec, obj)
+    if front:
+        ax.step(sec[front], obj[front], where="post", color="grey", lw=1.2, ls="--", zorder=2,
+                label="Pareto front")
+    xs, ys, texts, colors = [], [], [], []
+    for name, (s, o) in named_points.items():
+        if _finite(s) and s > 0 and _finite(o):
+            ax.plot([s], [o], marker="X", ms=9, color="black", ls="", zorder=4)
+            xs, ys, texts, colors = [*xs, s], [*ys, o], [*texts, name], [*colors, "black"]
+    if named_points:
+        ax.plot([], [], marker="X", ms=8, color="black", ls="", label="named setting")
+    if best is not None and _finite(best.get("seconds_per_arch")) and best["seconds_per_arch"] > 0 \
+            and _finite(best.get(objective)):
+        ax.plot([best["seconds_per_arch"]], [best[objective]], marker="*", ms=16, color="gold", mec="darkred",
+                mew=1.0, ls="", zorder=5, label="chosen")
+        xs, ys = [*xs, best["seconds_per_arch"]], [*ys, best[objective]]
+        texts, colors = [*texts, f"chosen: {best['setting']}"], [*colors, "darkred"]
+    ax.set_xscale("log")
+    all_x = [*sec[ok], *xs]
+    if all_x:
+        lo, hi = _decade_limits(all_x)
+        ax.set_xlim(lo, hi)
+        _log_seconds_axis(ax.xaxis, lo, hi)
+    ax.margins(y=0.12)  # room for the labels above the best points
+    ax.set_xlabel("cost per arch (seconds, log scale)")
+    ax.set_ylabel(f"{label} vs ground truth")
+    ax.set_title(f"BPE search: {label} against cost ({_settings_text(settings_rows)}, {_n_archs_text(settings_rows)})",
+                 fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.12, which="minor")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+    fig.tight_layout()
+    _place_labels(ax, xs, ys, texts, colors=colors)
+    missing = int((~ok).sum())
+    lines = [f"{missing} of {len(settings_rows)} settings have no finite {label} or cost (diverged or constant "
+             f"accuracies): not drawn"] if missing else []
+    _warning_box(fig, lines, y=-0.01, width=110)
+    _save(fig, path)
+    return fig
+
+
+def plot_importance(path, importance_rows: list[dict]):
+    """fANOVA importance of each hyperparameter, one group of bars per round (mean with the std over the forest
+    seeds as error bar), one colour per hyperparameter; the hatched bar: the one the round pruned."""
+    rounds = sorted({row["round"] for row in importance_rows})
+    hps = []
+    for row in sorted(importance_rows, key=_importance_key):  # colour order: first round's ranking
+        if row["hyperparameter"] not in hps:
+            hps.append(row["hyperparameter"])
+    pruned = pruned_per_round(importance_rows)
+    fig = _figure(figsize=(max(5.0, 1.2 + 0.45 * max(len(importance_rows), 1)), 4.2))
+    ax = fig.subplots()
+    width = 0.8 / max(len(hps), 1)
+    for g, r in enumerate(rounds):
+        rows = sorted((row for row in importance_rows if row["round"] == r), key=_importance_key)
+        for j, row in enumerate(rows):
+            v, s = _number(row.get("importance")), _number(row.get("importance_std"))
+            if not math.isfinite(v):
+                continue
+            x = g + width * (j + 0.5 - len(rows) / 2)  # the round's bars centred on its tick
+            hp = row["hyperparameter"]
+            ax.bar(x, v, width * 0.9, yerr=s if math.isfinite(s) else None, capsize=2,
+                   color=f"C{hps.index(hp) % 10}", hatch="//" if pruned.get(r) == hp else None, edgecolor="black",
+                   lw=0.4, error_kw={"lw": 0.8})
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=f"C{k % 10}", label=_hp_label(hp)) for k, hp in enumerate(hps)]
+    if any(v is not None for v in pruned.values()):
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="pruned after the round"))
+    ax.set_xticks(range(len(rounds)))
+    ax.set_xticklabels([f"round {_value_text(r)}" for r in rounds])
+    ax.set_ylabel("importance (fANOVA fraction of variance)")
+    ax.set_title("BPE search: hyperparameter importance per round (mean ± std over forest seeds)", fontsize=9)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3, axis="y")
+    if handles:
+        ax.legend(handles=handles, fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0,
+                  title="hyperparameter", title_fontsize=7.5)
+    fig.tight_layout()
+    _warning_box(fig, [] if importance_rows else ["no importance rows: nothing to plot"], y=-0.01, width=90)
+    _save(fig, path)
+    return fig
+
+
+def most_important(importance_rows: list[dict], k: int = 2) -> list[str]:
+    """The k most important hyperparameters of the latest round with at least k finite importances (the latest
+    round with any when none has k): the axes of plot_objective_2d."""
+    for r in sorted({row["round"] for row in importance_rows}, reverse=True):
+        finite = sorted((row for row in importance_rows if row["round"] == r and _finite(row.get("importance"))),
+                        key=_importance_key)
+        if len(finite) >= k:
+            return [row["hyperparameter"] for row in finite[:k]]
+    finite = sorted((row for row in importance_rows if _finite(row.get("importance"))), key=lambda row: -row["round"])
+    return [row["hyperparameter"] for row in finite[:k]]
+
+
+def _sorted_values(values) -> list:
+    """Distinct values in order: numbers ascending, then anything else by its text."""
+    distinct = list(dict.fromkeys(values))
+    numbers = sorted(v for v in distinct if _finite(v))
+    return numbers + sorted((v for v in distinct if not _finite(v)), key=str)
+
+
+def _value_text(v) -> str:
+    return f"{v:g}" if _finite(v) else "—" if v is None else str(v)
+
+
+def plot_objective_2d(path, settings_rows: list[dict], objective: str, hp_x: str, hp_y: str):
+    """The mean objective per (hp_x, hp_y) value pair over the sampled settings, as a heat grid with each cell's
+    mean and count k annotated (blank: no setting; "—": settings without a finite objective)."""
+    label = _objective_label(objective)
+    if hp_x == hp_y:
+        raise ParamsError(f"plot_objective_2d: hp_x and hp_y are both {hp_x!r}; give two hyperparameters")
+    for hp in (hp_x, hp_y):
+        if not any(hp in row for row in settings_rows):
+            raise ParamsError(f"plot_objective_2d: no sampled setting has hyperparameter {hp!r}")
+    xs = _sorted_values(row.get(hp_x) for row in settings_rows)
+    ys = _sorted_values(row.get(hp_y) for row in settings_rows)
+    grid = [[[] for _ in xs] for _ in ys]
+    for row in settings_rows:
+        grid[ys.index(row.get(hp_y))][xs.index(row.get(hp_x))].append(_number(row.get(objective)))
+    mean = np.full((len(ys), len(xs)), np.nan)
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            finite = [v for v in grid[i][j] if math.isfinite(v)]
+            if finite:
+                mean[i, j] = float(np.mean(finite))
+    fig = _figure(figsize=(1.6 + 1.1 * max(len(xs), 2), 1.4 + 0.8 * max(len(ys), 2)))
+    ax = fig.subplots()
+    finite = mean[np.isfinite(mean)]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    if vmin == vmax:
+        vmin, vmax = vmin - 0.05, vmax + 0.05
+    image = ax.imshow(np.ma.masked_invalid(mean), cmap="viridis", vmin=vmin, vmax=vmax, origin="lower",
+                      aspect="auto")
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            if not grid[i][j]:
+                continue
+            v = mean[i, j]
+            text = (f"{v:.3f}" if math.isfinite(v) else "—") + f"\n(k = {len(grid[i][j])})"
+            light = math.isfinite(v) and (v - vmin) / (vmax - vmin) < 0.5  # white on the dark end of viridis
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if light else "black")
+    ax.set_xticks(range(len(xs)))
+    ax.set_xticklabels([_value_text(v) for v in xs], fontsize=8)
+    ax.set_yticks(range(len(ys)))
+    ax.set_yticklabels([_value_text(v) for v in ys], fontsize=8)
+    ax.set_xlabel(_hp_label(hp_x))
+    ax.set_ylabel(_hp_label(hp_y))
+    fig.colorbar(image, ax=ax, label=f"mean {label} vs ground truth")
+    ax.set_title(f"BPE search: mean {label} per {_hp_label(hp_x)} × {_hp_label(hp_y)}\n"
+                 f"({_settings_text(settings_rows)}, {_n_archs_text(settings_rows)}; k: settings in the cell)",
+                 fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
     return fig

@@ -60,17 +60,19 @@ rule report:
         proxy=expand("results/proxy/{setting}.json", setting=PROXY_SETTINGS),
         scores=expand("results/scores/{labels}-sampled.json", labels=LABELS) if "sampled" in ARCH_SETS else [],
         ground_truth="results/ground_truth.json",
+        bpe_search=BPE_SEARCH_OUTPUTS,
         code=code("stages/report.py", "nasflow/analysis/report.py") + STAGE_CODE,
     output:
         xlsx="results/report.xlsx",
         metrics="results/metrics.json",
         plots=directory("results/plots"),
     params:
-        settings=lambda w: {s: config["settings"][s] for s in PROXY_SETTINGS},
+        settings=lambda w: {s: config["settings"].get(s, CHOSEN_BUDGET_FILE) for s in PROXY_SETTINGS},
         ground_truth=config["ground_truth"],
         search=config["search"],
         differentiable=config["differentiable"]["methods"],
         supernet=config["supernet"],
+        bpe_search=config.get("bpe_search"),
     log:
         "results/logs/report.log",
     shell:

@@ -22,11 +22,12 @@ wildcard_constraints:
 rule search_setting:
     """The setting (or table) one estimator reads, as a file its searches depend on (see stages/search_setting.py)."""
     input:
+        lambda w: [CHOSEN_BUDGET_FILE] if w.estimator == f"proxy_{CHOSEN_BUDGET}" and CHOSEN_BUDGET not in config["settings"] else [],
         code=code("stages/search_setting.py") + STAGE_CODE,
     output:
         "results/search_setting/{estimator}.json",
     params:
-        setting=lambda w: estimator_setting(config, w.estimator),
+        setting=lambda w: estimator_setting(config, w.estimator, resolve=False),
     localrule: True
     log:
         "results/logs/search_setting/{estimator}.log",

@@ -3,14 +3,20 @@
 # claims a free device (Snakemake assigns no device ids).
 
 
+def chosen_budget(w):
+    """`bpe_search` in proxy.settings, not defined under settings: the budget search's choice (its best.json)."""
+    return [CHOSEN_BUDGET_FILE] if w.setting not in config["settings"] else []
+
+
 rule proxy_train:
     input:
+        chosen_budget,
         archs="results/archs.jsonl",
         code=code("stages/proxy_train.py") + TRAIN_CODE,
     output:
         "results/proxy/{setting}/shard-{i}-of-{n}.json",
     params:
-        setting=lambda w: config["settings"][w.setting],
+        setting=lambda w: config["settings"].get(w.setting, CHOSEN_BUDGET_FILE),
         data=config["data"],
         space=config["space"],
         seed=config["seed"],
