@@ -2,6 +2,8 @@
 
     nasflow info --space nb201 --arch A|INDEX [--arch B ...] [--dataset D] [--channels C] [--cells N] [--json]
     nasflow info --space darts --arch GENOTYPE [...] [--dataset D] [--channels C] [--layers L] [--json]
+    nasflow proxies --space S (--arch A [--arch B ...] | --arch-file F) --data digits|npz [--path P]
+                    [--batch-size 64] [--seed 0] [--proxies synflow,snip,...] [--channels 16] [--depth 5] [--json]
 
 Every error prints one line on stderr, `nasflow: error: ...`, never a traceback: status 2 for user errors (a bad
 arch, a bad option), 1 for an internal error (NASFLOW_DEBUG=1 shows its traceback).
@@ -143,6 +145,125 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------- proxies
+
+
+def _add_proxies(subparsers) -> None:
+    p = subparsers.add_parser(
+        "proxies",
+        help="zero-cost proxy scores of architectures",
+        description="Score each architecture, untrained, with zero-cost proxies (grad_norm, snip, grasp, "
+        "fisher, synflow, jacob_cov, naswot, zen, params, flops) on the first seeded, augmented training "
+        "batch of a dataset; each proxy gets a freshly built network with the same seed. See "
+        "nasflow.estimators.zero_cost for the definitions.",
+    )
+    p.add_argument("--space", choices=available_spaces(), default="nb201", help="search space (default nb201)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--arch", action="append", metavar="ARCH",
+        help="architecture string, or for nb201 a NAS-Bench-201 index (0..15624); repeat for several",
+    )
+    source.add_argument(
+        "--arch-file", metavar="FILE",
+        help="text file with one architecture per line (blank lines and lines starting with # are skipped)",
+    )
+    p.add_argument("--data", choices=("digits", "npz"), required=True,
+                   help="digits: the embedded sklearn dataset; npz: the .npz file given by --path")
+    p.add_argument("--path", metavar="NPZ", default=None, help="the .npz file (x_train, y_train, x_test, y_test)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, metavar="B", help="images in the batch (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="network and batch seed (default 0)")
+    p.add_argument("--proxies", default=None, metavar="NAMES",
+                   help="comma-separated proxy names (default: all)")
+    p.add_argument("--channels", type=_positive_int, default=16, metavar="C",
+                   help="channels of the first stage (nb201) or first cell (darts) (default 16)")
+    p.add_argument("--depth", type=_positive_int, default=5, metavar="D",
+                   help="cells per stage (nb201) or number of cells (darts) (default 5)")
+    p.add_argument("--json", action="store_true",
+                   help='print a JSON list of {"arch", "<proxy>": value, ..., "<proxy>_seconds": cost}')
+    p.set_defaults(func=_run_proxies)
+
+
+def _proxy_names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise UsageError("--proxies: no proxy names given")
+    return names
+
+
+def _arch_texts(args: argparse.Namespace) -> list[str]:
+    if args.arch is not None:
+        return list(args.arch)
+    from pathlib import Path
+
+    path = Path(args.arch_file)
+    if not path.is_file():
+        raise UsageError(f"--arch-file {path}: no such file")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"--arch-file {path}: cannot be read ({type(err).__name__})") from None
+    texts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not texts:
+        raise UsageError(f"--arch-file {path}: no architectures in it")
+    return texts
+
+
+def _resolve_arch(space, text: str) -> str:
+    """The canonical arch for `text`; for nb201 a number is a NAS-Bench-201 index."""
+    if space.NAME == "nb201" and text.strip().isdigit():
+        cells = space.enumerate_all()
+        if int(text) >= len(cells):
+            raise UsageError(f"--arch {text.strip()}: no such NAS-Bench-201 index (0..{len(cells) - 1})")
+        return cells[int(text)]
+    return space.canonical(text)
+
+
+def _json_value(value):
+    """JSON has no NaN or infinity (a disconnected cell can score them): null instead."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    return value
+
+
+def _run_proxies(args: argparse.Namespace) -> int:
+    space = get_space(args.space)
+    if args.data == "npz" and args.path is None:
+        raise UsageError("--data npz needs --path FILE.npz")
+    if args.data != "npz" and args.path is not None:
+        raise UsageError("--path only applies to --data npz")
+    archs = [_resolve_arch(space, text) for text in _arch_texts(args)]  # all checked before any work
+
+    from nasflow.data import load_dataset  # torch is only needed from here on
+    from nasflow.estimators import zero_cost
+
+    names = zero_cost.check_proxies(_proxy_names(args.proxies))
+    splits = load_dataset(args.data, path=args.path)
+    batch, labels = zero_cost.train_batch(splits, batch_size=args.batch_size, seed=args.seed)
+    rows = zero_cost.score_archs(
+        archs, space=space, channels=args.channels, depth=args.depth, num_classes=splits.num_classes,
+        batch=batch, labels=labels, proxies=names, seed=args.seed,
+    )
+
+    if args.json:
+        print(json.dumps([{key: _json_value(value) for key, value in row.items()} for row in rows]))
+        return 0
+
+    print(
+        f"# {args.space} on {args.data} ({splits.num_classes} classes, {splits.image_size}x{splits.image_size} px), "
+        f"C={args.channels}, depth={args.depth}, batch={len(labels)}, seed={args.seed}"
+    )
+    width = max(len("arch"), *(len(row["arch"]) for row in rows))
+    cols = [max(len(name), 11) for name in names]
+    print(f"{'arch':<{width}}  " + "  ".join(f"{n:>{w}}" for n, w in zip(names, cols)) + f"  {'seconds':>8}")
+    for row in rows:
+        cost = sum(row[f"{name}_seconds"] for name in names)
+        values = "  ".join(f"{row[n]:>{w}.6g}" for n, w in zip(names, cols))
+        print(f"{row['arch']:<{width}}  {values}  {cost:>8.3f}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
@@ -153,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_info(subparsers)
+    _add_proxies(subparsers)
     return parser
 
 

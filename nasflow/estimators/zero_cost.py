@@ -1,0 +1,506 @@
+"""Zero-cost proxies: score an untrained network from one batch, in a forward/backward pass or two.
+
+Definitions (each summed over the Conv/Linear layers of the network unless said otherwise), after
+Abdelfattah et al. 2021 (SamsungLabs/zero-cost-nas, `foresight/pruners/measures`), Mellor et al. 2021
+(BayesWatch/nas-without-training) and Lin et al. 2021 (idstcv/ZenNAS):
+
+    grad_norm  sum of the L2 norms of dL/dW, L = cross-entropy of the batch (train-mode BN)
+    snip       sum |W * dL/dW|  (= |dL/dmask| of a multiplicative mask at 1, SNIP's saliency)
+    grasp      sum -W * (H g), g = dL/dW, H the Hessian of L w.r.t. the weights (a Hessian-gradient product)
+    fisher     per output channel k of every Conv/Linear layer, with a its (pre-BN) activation:
+               0.5 * mean_n (sum_spatial a * dL/da)^2, summed over channels and layers
+    synflow    sum |W * dR/dW| where R = sum of the logits of the network with every weight made |W|, BN
+               bypassed (identity), in float64, on one all-ones image
+    jacob_cov  -sum_i log(v_i + k) + 1/(v_i + k), v the eigenvalues of the correlation matrix of the
+               per-image input gradients of the summed logits, k = 1e-5
+    naswot     log|det K|, K = sum over ReLU calls of N_A - d_H: the Hamming similarity of the images' binary
+               codes (ReLU input > 0); every ReLU counts, nn.ReLU modules and functional F.relu/torch.relu
+    zen        log E_n sum |f(x) - f(x + 0.01 e)| + sum_BN log sqrt(mean running_var), f the feature map before
+               global pooling, x, e ~ N(0, 1), weights re-drawn N(0, 1) (BN weight 1, biases 0), train mode
+    params     parameter count (nasflow.counting)
+    flops      multiply-accumulates per image (nasflow.counting, NAS-Bench-201's convention)
+
+Like the references, the network is in training mode (BN uses batch statistics; a DARTS network returns
+(logits, aux_logits) there, and the logits are used). Differences, all deliberate:
+- grasp takes H g from one forward pass (grad with `create_graph`, then the gradient of g_detached . g);
+  the reference runs the same batch forward twice, which gives the same numbers in training mode.
+- jacob_cov: eigenvalues of the (symmetric) correlation matrix by `eigvalsh`, clipped at 0 (rounding can make
+  them slightly negative); the reference's `eig` can return complex values there. A constant Jacobian row
+  (an image the network ignores) makes the correlation undefined: NaN, as in the reference.
+- zen: `repeat=1` by default (Zen-NAS averages 32 draws); its random inputs come from a generator seeded
+  with `seed`, so the score is reproducible.
+A disconnected network (NB201 cells with no path) gives -inf or NaN for some proxies; they are not errors.
+
+`score` builds a fresh, identically seeded network for every proxy, so one proxy's changes (synflow's |W|,
+zen's re-initialisation, BN running statistics) never reach another. Costs `<name>_seconds` time the proxy
+itself, not the network's construction.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from nasflow.counting import count_flops, count_params
+from nasflow.errors import ParamsError
+
+__all__ = [
+    "PROXIES",
+    "score",
+    "score_archs",
+    "vote",
+    "check_proxies",
+    "train_batch",
+    "grad_norm",
+    "snip",
+    "grasp",
+    "fisher",
+    "synflow",
+    "jacob_cov",
+    "naswot",
+    "zen",
+    "params",
+    "flops",
+    "hamming_kernel",
+    "jacob_cov_score",
+]
+
+PROXIES: tuple[str, ...] = (
+    "grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov", "naswot", "zen", "params", "flops",
+)
+# proxies whose value depends on the batch's labels
+NEEDS_LABELS = frozenset({"grad_norm", "snip", "grasp", "fisher"})
+
+_WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+JACOB_COV_K = 1e-5
+ZEN_MIXUP_GAMMA = 1e-2
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+def _logits(output) -> torch.Tensor:
+    """The logits of a forward pass: a DARTS network in training mode returns (logits, aux_logits)."""
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def _weighted_layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, _WEIGHTED)]
+
+
+def _loss(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    model.train()
+    return F.cross_entropy(_logits(model(batch)), labels)
+
+
+def _weight_grads(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor,
+                  create_graph: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+    """(Conv/Linear weights, dL/dW or None where a layer does not reach the loss)."""
+    weights = [m.weight for m in _weighted_layers(model)]
+    loss = _loss(model, batch, labels)
+    if not weights or not loss.requires_grad:
+        return weights, [None] * len(weights)
+    grads = torch.autograd.grad(loss, weights, create_graph=create_graph, allow_unused=True)
+    return weights, list(grads)
+
+
+def _total(terms) -> float:
+    return float(sum((t.sum().item() for t in terms), 0.0))
+
+
+# --------------------------------------------------------------------------------------- the proxies
+
+def grad_norm(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
+    """Sum over Conv/Linear layers of ||dL/dW||_2."""
+    _, grads = _weight_grads(model, batch, labels)
+    return _total(g.norm() for g in grads if g is not None)
+
+
+def snip(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
+    """Sum over Conv/Linear weights of |W * dL/dW|."""
+    weights, grads = _weight_grads(model, batch, labels)
+    return _total((w * g).abs() for w, g in zip(weights, grads) if g is not None)
+
+
+def grasp(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
+    """Sum over Conv/Linear weights of -W * (H g) (GraSP, with Abdelfattah et al.'s sign)."""
+    weights, grads = _weight_grads(model, batch, labels, create_graph=True)
+    used = [(w, g) for w, g in zip(weights, grads) if g is not None]
+    if not used:
+        return 0.0
+    # d/dW of (g_detached . g) = H g_detached: the Hessian-gradient product without forming H
+    z = sum((g.detach() * g).sum() for _, g in used)
+    if not z.requires_grad:  # g does not depend on the weights: H = 0
+        return 0.0
+    hg = torch.autograd.grad(z, [w for w, _ in used], allow_unused=True)
+    return _total(-w.detach() * h for (w, _), h in zip(used, hg) if h is not None)
+
+
+def fisher(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
+    """Sum over the output channels of every Conv/Linear call of 0.5 * mean_n (sum_spatial a * dL/da)^2."""
+    activations: list[torch.Tensor] = []
+
+    def keep(module, inputs, output):
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            activations.append(output)
+
+    handles = [m.register_forward_hook(keep) for m in _weighted_layers(model)]
+    try:
+        loss = _loss(model, batch, labels)
+    finally:
+        for h in handles:
+            h.remove()
+    if not activations or not loss.requires_grad:
+        return 0.0
+    grads = torch.autograd.grad(loss, activations, allow_unused=True)
+    total = 0.0
+    for act, grad in zip(activations, grads):
+        if grad is None:  # a layer off the loss's path (e.g. an auxiliary head)
+            continue
+        prod = act.detach() * grad
+        per_channel = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
+        total += per_channel.pow(2).mean(0).mul(0.5).sum().item()
+    return float(total)
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+@contextlib.contextmanager
+def _synflow_network(model: nn.Module) -> Iterator[None]:
+    """The model with |W| everywhere, float64, BN bypassed; afterwards the weights' signs, the dtype and BN's
+    forward are restored (the sign trick of SynFlow)."""
+    dtypes = {p.dtype for p in model.parameters()} | {b.dtype for b in model.buffers() if b.is_floating_point()}
+    dtype = next(iter(dtypes)) if len(dtypes) == 1 else torch.float32
+    state = _unique_float_state(model)
+    with torch.no_grad():
+        signs = {k: torch.sign(v) for k, v in state.items()}
+        for v in state.values():
+            v.abs_()
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for bn in bns:
+        bn.forward = _identity  # an instance attribute shadows the class's forward
+    model.double()
+    try:
+        yield
+    finally:
+        model.to(dtype)
+        for bn in bns:
+            del bn.forward
+        with torch.no_grad():
+            for k, v in _unique_float_state(model).items():
+                v.mul_(signs[k].to(v.dtype))
+
+
+def _unique_float_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The floating-point state tensors, each storage once (a tied weight must not flip its sign twice)."""
+    seen: set[int] = set()
+    state = {}
+    for key, value in model.state_dict().items():
+        if value.is_floating_point() and value.data_ptr() not in seen:
+            seen.add(value.data_ptr())
+            state[key] = value
+    return state
+
+
+def synflow(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0) -> float:
+    """Sum over Conv/Linear weights of |W * dR/dW|, R the summed logits of the |W|-network (BN bypassed,
+    float64) on one all-ones image shaped like the batch's."""
+    device = batch.device
+    with _synflow_network(model):
+        weights = [m.weight for m in _weighted_layers(model)]
+        ones = torch.ones((1, *batch.shape[1:]), dtype=torch.float64, device=device)
+        total_output = _logits(model(ones)).sum()
+        if not weights or not total_output.requires_grad:
+            return 0.0
+        grads = torch.autograd.grad(total_output, weights, allow_unused=True)
+        return _total((w.detach() * g).abs() for w, g in zip(weights, grads) if g is not None)
+
+
+def jacob_cov_score(jacobians: np.ndarray, k: float = JACOB_COV_K) -> float:
+    """-sum(log(v + k) + 1/(v + k)) over the eigenvalues v of the correlation matrix of the rows."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # a constant row: NaN correlations, checked next
+        corr = np.atleast_2d(np.corrcoef(np.asarray(jacobians, dtype=np.float64)))
+    if not np.all(np.isfinite(corr)):
+        return math.nan
+    eig = np.clip(np.linalg.eigvalsh(corr), 0.0, None)
+    return float(-np.sum(np.log(eig + k) + 1.0 / (eig + k)))
+
+
+def jacob_cov(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0) -> float:
+    """`jacob_cov_score` of the per-image gradients of the summed logits w.r.t. the input."""
+    model.train()
+    x = batch.detach().clone().requires_grad_(True)
+    out = _logits(model(x))
+    jac = None
+    if out.requires_grad:
+        (jac,) = torch.autograd.grad(out, x, grad_outputs=torch.ones_like(out), allow_unused=True)
+    if jac is None:  # the output ignores the input (a cell without a path): constant rows, NaN below
+        jac = torch.zeros_like(x)
+    return jacob_cov_score(jac.reshape(jac.shape[0], -1).double().cpu().numpy())
+
+
+class _ReLUInputs(TorchFunctionMode):
+    """Calls `seen(x)` with the input of every ReLU evaluated inside the block: nn.ReLU modules (which call
+    F.relu), F.relu / torch.relu / Tensor.relu (in-place variants too), ReLU6 (F.relu6, nn.ReLU6 = hardtanh
+    from 0). The input is read before the call, so an in-place ReLU is seen as it was."""
+
+    _RELUS = frozenset({F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu6})
+
+    def __init__(self, seen: Callable[[torch.Tensor], None]):
+        super().__init__()
+        self.seen = seen
+
+    @staticmethod
+    def _is_relu6(func, args, kwargs) -> bool:
+        if func is not F.hardtanh:
+            return False
+        min_val = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
+        return float(min_val) == 0.0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if (func in self._RELUS or self._is_relu6(func, args, kwargs)) and args and isinstance(args[0], torch.Tensor):
+            self.seen(args[0])
+        return func(*args, **kwargs)
+
+
+def hamming_kernel(codes: np.ndarray) -> np.ndarray:
+    """K[i, j] = N_A - d_H(c_i, c_j) for binary codes c (rows): the number of units on which i and j agree."""
+    c = np.asarray(codes, dtype=np.float64)
+    return c @ c.T + (1.0 - c) @ (1.0 - c).T
+
+
+def naswot(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0) -> float:
+    """log|det K| of the Hamming kernel of the ReLU codes of the batch (Mellor et al. 2021)."""
+    n = batch.shape[0]
+    kernel = torch.zeros((n, n), dtype=torch.float64, device=batch.device)
+
+    def add(x: torch.Tensor) -> None:
+        nonlocal kernel
+        codes = (x.detach().reshape(x.shape[0], -1) > 0)
+        units = codes.shape[1]
+        # agreements = units - |c_i| - |c_j| + 2 c_i . c_j; one matmul, exact in float32 below 2^24 units
+        dtype = torch.float32 if units < 2 ** 24 else torch.float64
+        c = codes.to(dtype)
+        ones = c.sum(1, dtype=torch.float64)
+        kernel = kernel + units - ones[:, None] - ones[None, :] + 2.0 * (c @ c.T).double()
+
+    model.train()
+    with torch.no_grad(), _ReLUInputs(add):
+        model(batch)
+    _, logdet = np.linalg.slogdet(kernel.cpu().numpy())
+    return float(logdet)
+
+
+def _pre_gap_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The feature map entering the network's last global pooling (Zen-NAS's `forward_pre_GAP`); without
+    one, the input of the last Linear layer; without that, the output."""
+    seen: dict[str, torch.Tensor] = {}
+
+    def pooled(module, inputs):
+        seen["pool"] = inputs[0]
+
+    def classified(module, inputs):
+        seen["linear"] = inputs[0]
+
+    handles = [m.register_forward_pre_hook(pooled) for m in model.modules()
+               if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool1d))]
+    handles += [m.register_forward_pre_hook(classified) for m in model.modules() if isinstance(m, nn.Linear)]
+    try:
+        out = _logits(model(x))
+    finally:
+        for h in handles:
+            h.remove()
+    return seen.get("pool", seen.get("linear", out))
+
+
+def _gaussian_init(model: nn.Module, generator: torch.Generator) -> None:
+    """Zen-NAS's init: Conv/Linear weights N(0, 1), their biases 0; BN/GroupNorm weight 1, bias 0."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, _WEIGHTED):
+                m.weight.normal_(0.0, 1.0, generator=generator)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm)):
+                if m.weight is not None:
+                    m.weight.fill_(1.0)
+                if m.bias is not None:
+                    m.bias.zero_()
+
+
+def zen(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0, *,
+        mixup_gamma: float = ZEN_MIXUP_GAMMA, repeat: int = 1) -> float:
+    """Zen score (Lin et al. 2021), averaged over `repeat` draws. Re-initialises the model's weights."""
+    generator = torch.Generator(device=batch.device)
+    generator.manual_seed(int(seed))
+    shape, device, dtype = tuple(batch.shape), batch.device, batch.dtype
+    scores = []
+    model.train()  # the BN scaling factor reads the running variance the two passes leave behind
+    with torch.no_grad():
+        for _ in range(repeat):
+            _gaussian_init(model, generator)
+            x = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+            noise = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+            f_x = _pre_gap_features(model, x)
+            f_mix = _pre_gap_features(model, x + mixup_gamma * noise)
+            delta = (f_x - f_mix).abs().reshape(shape[0], -1).sum(1).mean()
+            log_bn = 0.0
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d) and m.running_var is not None:
+                    log_bn += math.log(math.sqrt(m.running_var.double().mean().item()))
+            scores.append((math.log(delta.item()) if delta.item() > 0 else -math.inf) + log_bn)
+    return float(np.mean(scores))
+
+
+def params(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0) -> float:
+    """Number of parameters."""
+    return float(count_params(model))
+
+
+def flops(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0) -> float:
+    """Multiply-accumulates of one image of the batch's shape."""
+    return float(count_flops(model, tuple(batch.shape[1:])))
+
+
+_FUNCS: dict[str, Callable[..., float]] = {
+    "grad_norm": grad_norm, "snip": snip, "grasp": grasp, "fisher": fisher, "synflow": synflow,
+    "jacob_cov": jacob_cov, "naswot": naswot, "zen": zen, "params": params, "flops": flops,
+}
+
+
+# ------------------------------------------------------------------------------------------- scoring
+
+def check_proxies(proxies: Sequence[str] | None) -> list[str]:
+    """The proxy names to compute (all of `PROXIES` for None), each known and named once."""
+    if proxies is None:
+        return list(PROXIES)
+    if isinstance(proxies, str):
+        proxies = [proxies]
+    names = list(proxies)
+    if not names:
+        raise ParamsError("proxies: the list is empty (choose from " + ", ".join(PROXIES) + ")")
+    for name in names:
+        if name not in _FUNCS:
+            raise ParamsError(f"unknown zero-cost proxy {name!r} (choose from {', '.join(PROXIES)})")
+    if len(set(names)) != len(names):
+        raise ParamsError(f"proxies: a name is repeated in {', '.join(names)}")
+    return names
+
+
+def _check_batch(batch, labels, names: Sequence[str]) -> None:
+    if not isinstance(batch, torch.Tensor) or batch.dim() < 2 or batch.shape[0] < 1:
+        raise ParamsError("batch: expected an image tensor [N, C, H, W] with N >= 1")
+    if not batch.is_floating_point():
+        raise ParamsError(f"batch: expected floating-point images, got {batch.dtype}")
+    if labels is None:
+        needing = [n for n in names if n in NEEDS_LABELS]
+        if needing:
+            raise ParamsError(f"labels: needed by {', '.join(needing)}")
+        return
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or len(labels) != batch.shape[0]:
+        raise ParamsError(f"labels: expected a 1-D tensor of {batch.shape[0]} class indices")
+
+
+def _cuda_ids(device: torch.device) -> list[int]:
+    if device.type != "cuda":
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+def score(model_factory: Callable[[], nn.Module], batch: torch.Tensor, labels: torch.Tensor | None, *,
+          proxies: Sequence[str] | None = None, seed: int = 0, device="cpu") -> dict[str, float]:
+    """{proxy: value, ..., proxy_seconds: cost, ...} for `proxies` (default all, `PROXIES` order).
+
+    Each proxy gets a fresh network, `model_factory()` called right after `torch.manual_seed(seed)`, so all
+    proxies see identical initial weights and none sees another's changes. The caller's torch RNG state is
+    left as it was."""
+    names = check_proxies(proxies)
+    _check_batch(batch, labels, names)
+    device = torch.device(device)
+    batch = batch.to(device)
+    labels = labels.to(device) if labels is not None else None
+    values: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    for name in names:
+        with torch.random.fork_rng(devices=_cuda_ids(device)):
+            torch.manual_seed(seed)
+            model = model_factory().to(device)
+            start = time.perf_counter()
+            values[name] = float(_FUNCS[name](model, batch, labels, seed))
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds[f"{name}_seconds"] = time.perf_counter() - start
+        del model
+    return {**values, **seconds}
+
+
+def _builder_kwargs(space) -> dict:
+    """Extra keywords for `space.build_network`: the network as evaluated, without an auxiliary head (DARTS's
+    only runs in training mode, which the proxies use, and would add its ReLUs and weights)."""
+    accepted = inspect.signature(space.build_network).parameters
+    return {"auxiliary": False} if "auxiliary" in accepted else {}
+
+
+def score_archs(archs: Sequence, *, space, channels: int, depth: int, num_classes: int, batch: torch.Tensor,
+                labels: torch.Tensor | None, proxies: Sequence[str] | None = None, seed: int = 0,
+                device="cpu") -> list[dict]:
+    """One `score` row per arch, in order, each led by `"arch"` (the canonical string). `space` is a space
+    module (nasflow.spaces) or its name; every arch is validated before anything is scored."""
+    if isinstance(space, str):
+        from nasflow.spaces import get_space
+
+        space = get_space(space)
+    names = check_proxies(proxies)
+    canonical = [space.canonical(arch) for arch in archs]
+    extra = _builder_kwargs(space)
+    rows = []
+    for arch in canonical:
+        def build(arch=arch) -> nn.Module:
+            return space.build_network(arch, channels=channels, depth=depth, num_classes=num_classes, **extra)
+
+        rows.append({"arch": arch, **score(build, batch, labels, proxies=names, seed=seed, device=device)})
+    return rows
+
+
+def vote(rows: Sequence[Mapping], names: Sequence[str]) -> list[float]:
+    """Rank-average ensemble: for each row, the mean over `names` of its rank among the rows (1 = lowest
+    value, ties averaged; NaN ranks lowest). Higher = better, like every proxy here."""
+    from scipy.stats import rankdata
+
+    if not names:
+        raise ParamsError("vote: no estimator names given")
+    if not rows:
+        return []
+    ranks = []
+    for name in names:
+        try:
+            values = np.array([float(row[name]) for row in rows], dtype=np.float64)
+        except KeyError:
+            raise ParamsError(f"vote: estimator {name!r} is missing from a row") from None
+        ranks.append(rankdata(np.where(np.isnan(values), -np.inf, values)))
+    return [float(v) for v in np.mean(ranks, axis=0)]
+
+
+def train_batch(splits, *, batch_size: int, seed: int = 0, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """The first batch of the training split's seeded, augmented pass (nasflow.data.DeviceLoader at the
+    dataset's own image size): the one batch zero-cost proxies see, as the references draw it from their
+    training loader."""
+    from nasflow.data import DeviceLoader
+
+    if batch_size < 1:
+        raise ParamsError(f"batch_size: expected a positive integer, got {batch_size!r}")
+    loader = DeviceLoader(splits.x_train, splits.y_train, batch_size=batch_size, device=device,
+                          image_size=splits.image_size, train=True, mean=splits.mean, std=splits.std,
+                          seed=seed, channels_last=False)
+    images, labels = next(iter(loader))
+    return images.contiguous(), labels
