@@ -12,9 +12,9 @@ Model output convention: a tensor of logits, or a tuple `(logits, aux_logits)` (
 epochs (DARTS' schedule).
 
 Checkpoints: after every epoch (when `checkpoint` is a path) the whole state -- model, optimizer,
-scheduler, history, RNG states, config and seed -- is written atomically; a rerun resumes at the next
-epoch and ends with exactly the metrics and weights of an uninterrupted run (on the CPU; CUDA kernels may
-differ in the last bits).
+scheduler, history, RNG states, config, seed, and which parameters hold a gradient (grad_reset "zeros"
+keeps stepping those) -- is written atomically; a rerun resumes at the next epoch and ends with exactly
+the metrics and weights of an uninterrupted run (on the CPU; CUDA kernels may differ in the last bits).
 
 Divergence: a non-finite epoch loss (training, or the evaluation's) ends the run after that epoch -- no
 evaluation of NaN weights, no further epochs. The result then says `status: "diverged"` (else "ok"),
@@ -162,6 +162,28 @@ def _stale(path: Path, state: dict, fingerprint: str) -> bool:
     return True
 
 
+def _grad_mask(model: nn.Module) -> torch.Tensor:
+    """Which parameters hold a `.grad` tensor (not None), in `model.parameters()` order."""
+    return torch.tensor([p.grad is not None for p in model.parameters()], dtype=torch.bool)
+
+
+def _restore_grads(path: Path, model: nn.Module, mask: torch.Tensor) -> None:
+    """Give back a `.grad` to exactly the parameters that had one when the checkpoint was written.
+
+    With grad_reset "zeros" the next `zero_grad` zeroes grads in place and leaves None grads None, and SGD
+    skips a None grad: a parameter that had a gradient once keeps getting weight decay and a momentum step
+    in the steps that do not sample it, one that never had one does not. A fresh process starts with every
+    grad None, so without this a resumed supernet would drift from an uninterrupted run from its first step.
+    Only presence matters (the next step zeroes or drops the values), so zeros stand in for the values."""
+    params = list(model.parameters())
+    if mask.shape != (len(params),):
+        raise CheckpointError(f"{path}: checkpoint does not match this model (gradient mask of "
+                              f"{mask.numel()} parameters, the model has {len(params)})")
+    with torch.no_grad():
+        for p, has_grad in zip(params, mask.tolist()):
+            p.grad = torch.zeros_like(p) if has_grad else None  # zeros_like keeps the param's (NHWC) strides
+
+
 def _load_checkpoint(path: Path, cfg: TrainConfig, seed: int, fingerprint: str) -> dict | None:
     """The checkpoint's state to resume from, or None when other code wrote it (then training starts again)."""
     try:
@@ -180,6 +202,9 @@ def _load_checkpoint(path: Path, cfg: TrainConfig, seed: int, fingerprint: str) 
                               f"({', '.join(diff) or 'keys'} differ); delete it to start again")
     if state["seed"] != seed:
         raise CheckpointError(f"{path}: checkpoint was written with seed {state['seed']}, not {seed}")
+    mask = state.get("has_grad")  # checked after the fingerprint: older code wrote none, and is started again
+    if not (torch.is_tensor(mask) and mask.dtype == torch.bool and mask.dim() == 1):
+        raise CheckpointError(f"{path}: not a nasflow training checkpoint (no gradient mask)")
     return state
 
 
@@ -233,6 +258,7 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
         except Exception as e:
             raise CheckpointError(f"{ckpt}: checkpoint does not match this model "
                                   f"({type(e).__name__})") from None
+        _restore_grads(ckpt, model, state["has_grad"])
         history = list(state["history"])
         start = int(state["epoch"])
         _set_rng_state(state["rng"])
@@ -317,7 +343,7 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
                     "format": CHECKPOINT_FORMAT, "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "epoch": epoch + 1, "history": history, "rng": _rng_state(), "cfg": asdict(cfg),
-                    "seed": seed, "fingerprint": fingerprint})
+                    "seed": seed, "fingerprint": fingerprint, "has_grad": _grad_mask(model)})
             if diverged:  # the checkpoint above holds the diverged epoch: a rerun returns this result
                 break
     finally:

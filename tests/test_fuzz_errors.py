@@ -439,7 +439,8 @@ def _train_state():
 
     cfg = TrainConfig(epochs=2, batch_size=8, lr=0.1)
     state = {"format": CHECKPOINT_FORMAT, "model": {"w": torch.zeros(2)}, "optimizer": {}, "scheduler": {},
-             "epoch": 0, "history": [], "rng": {}, "cfg": asdict(cfg), "seed": 0, "fingerprint": "f"}
+             "epoch": 0, "history": [], "rng": {}, "cfg": asdict(cfg), "seed": 0, "fingerprint": "f",
+             "has_grad": torch.zeros(1, dtype=torch.bool)}
     return cfg, state
 
 

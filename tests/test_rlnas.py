@@ -276,3 +276,30 @@ def test_supernet_training_resumes_exactly(tmp_path):
             assert torch.equal(a[k]["path_rng"], b[k]["path_rng"])
         else:
             assert torch.equal(a[k], b[k]), k
+
+
+def test_supernet_resume_keeps_stepping_ops_with_zeroed_grads(tmp_path):
+    """grad_reset "zeros" (RLNAS, the stage's default): an op sampled once keeps getting weight decay and a
+    momentum step while unsampled. A resumed process starts with every grad None, so the checkpoint must say
+    which params had one, or the resumed supernet drifts from its first step (a kill between epochs did)."""
+    from nasflow.train import TrainConfig, train
+
+    splits = load_dataset("digits", subset=96)
+    labels = random_labels(len(splits.y_train), 10, 0)
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=0.05, momentum=0.9, weight_decay=5e-4, image_size=8,
+                      grad_reset="zeros")
+    full = small(seed=0)
+    train(full, splits, cfg, seed=0, device="cpu", labels=labels, progress=False)
+    ckpt = tmp_path / "train.pt"
+    part = small(seed=0)
+    train(part, splits, cfg, seed=0, device="cpu", labels=labels, progress=False, checkpoint=ckpt,
+          stop_after_epochs=1)  # what a SIGKILL right after the epoch-1 checkpoint leaves
+    had_grad = [p.grad is not None for p in part.parameters()]
+    assert torch.load(ckpt, weights_only=True)["has_grad"].tolist() == had_grad
+    assert 0 < sum(had_grad) < len(had_grad)  # some ops were never sampled: None must stay None
+    resumed = small(seed=0)  # a fresh process: no grads at all
+    out = train(resumed, splits, cfg, seed=0, device="cpu", labels=labels, progress=False, checkpoint=ckpt)
+    assert out["resumed_from"] == 1
+    a, b = full.state_dict(), resumed.state_dict()
+    assert torch.equal(a["_extra_state"]["path_rng"], b["_extra_state"]["path_rng"])
+    assert [k for k in a if k != "_extra_state" and not torch.equal(a[k], b[k])] == []
