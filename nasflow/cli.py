@@ -2,6 +2,7 @@
 
     nasflow info --space nb201 --arch A|INDEX [--arch B ...] [--dataset D] [--channels C] [--cells N] [--json]
     nasflow info --space darts --arch GENOTYPE [...] [--dataset D] [--channels C] [--layers L] [--json]
+    nasflow info --space mobilenet --arch A [...] [--input-size 224] [--classes 1000] [--width 1.0] [--json]
     nasflow proxies --space S (--arch A [--arch B ...] | --arch-file F) --data digits|npz [--path P]
                     [--batch-size 64] [--seed 0] [--proxies synflow,snip,...] [--channels 16] [--depth 5] [--json]
 
@@ -42,6 +43,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{' '.join(message.split())} (see {self.prog} --help)")
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -67,11 +78,12 @@ def _add_info(subparsers) -> None:
     )
     p.add_argument(
         "--arch", action="append", required=True, metavar="ARCH",
-        help="architecture string, or for nb201 a NAS-Bench-201 index (0..15624); repeat for several",
+        help="architecture string, or for nb201 a NAS-Bench-201 index (0..15624), for mobilenet also RLNAS' "
+        "integer code; repeat for several",
     )
     p.add_argument(
-        "--dataset", choices=sorted(DATASETS), default="cifar10",
-        help="sets the number of classes and the image size (default cifar10)",
+        "--dataset", choices=sorted(DATASETS), default=None,
+        help="nb201/darts: sets the number of classes and the image size (default cifar10)",
     )
     p.add_argument(
         "--channels", type=_positive_int, default=None, metavar="C",
@@ -84,6 +96,12 @@ def _add_info(subparsers) -> None:
         "--layers", type=_positive_int, default=None, metavar="L",
         help="darts only: number of cells (default 20); the parameter count leaves out the auxiliary head",
     )
+    p.add_argument("--input-size", type=_positive_int, default=None, metavar="PX",
+                   help="mobilenet only: image side in pixels (default 224)")
+    p.add_argument("--classes", type=_positive_int, default=None, metavar="K",
+                   help="mobilenet only: number of classes (default 1000)")
+    p.add_argument("--width", type=_positive_float, default=None, metavar="W",
+                   help="mobilenet only: width multiplier, channels rounded to multiples of 8 (default 1.0)")
     p.add_argument("--json", action="store_true", help="print a JSON list of {arch, params, flops}")
     p.set_defaults(func=_run_info)
 
@@ -93,6 +111,12 @@ _INFO_DEFAULTS = {"nb201": (16, "cells", 5, "layers"), "darts": (36, "layers", 2
 
 
 def _run_info(args: argparse.Namespace) -> int:
+    if args.space == "mobilenet":
+        return _run_info_mobilenet(args)
+    for opt in ("input_size", "classes", "width"):
+        if getattr(args, opt) is not None:
+            raise UsageError(f"--{opt.replace('_', '-')} only applies to the mobilenet space (use --dataset)")
+    dataset = args.dataset or "cifar10"
     space = get_space(args.space)
     default_channels, depth_opt, default_depth, wrong_opt = _INFO_DEFAULTS[args.space]
     if getattr(args, wrong_opt) is not None:
@@ -115,7 +139,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
     from nasflow.counting import count_flops, count_params  # torch is only needed from here on
 
-    num_classes, image_size = DATASETS[args.dataset]
+    num_classes, image_size = DATASETS[dataset]
     rows = []
     for arch in archs:
         model = space.build_network(arch, channels=channels, depth=depth, num_classes=num_classes, **build_kw)
@@ -132,9 +156,14 @@ def _run_info(args: argparse.Namespace) -> int:
         return 0
 
     print(
-        f"# {args.space} on {args.dataset} ({num_classes} classes, {image_size}x{image_size} px), "
+        f"# {args.space} on {dataset} ({num_classes} classes, {image_size}x{image_size} px), "
         f"C={channels}, {'N' if depth_opt == 'cells' else 'layers'}={depth}"
     )
+    _print_info_table(rows)
+    return 0
+
+
+def _print_info_table(rows: list[dict]) -> None:
     width = max(len("arch"), *(len(row["arch"]) for row in rows))
     print(f"{'arch':<{width}}  {'params':>10}  {'M params':>9}  {'MFLOPs':>9}")
     for row in rows:
@@ -142,6 +171,36 @@ def _run_info(args: argparse.Namespace) -> int:
             f"{row['arch']:<{width}}  {row['params']:>10,d}  {row['params'] / 1e6:>9.6f}  "
             f"{row['flops'] / 1e6:>9.3f}"
         )
+
+
+def _run_info_mobilenet(args: argparse.Namespace) -> int:
+    """`info` for the MobileNet-like space: RLNAS' ImageNet network by default (224 px, 1000 classes)."""
+    for opt in ("dataset", "channels", "cells", "layers"):
+        if getattr(args, opt) is not None:
+            raise UsageError(f"--{opt} does not apply to the mobilenet space "
+                             "(use --input-size, --classes, --width)")
+    space = get_space("mobilenet")
+    input_size = 224 if args.input_size is None else args.input_size
+    num_classes = 1000 if args.classes is None else args.classes
+    width = 1.0 if args.width is None else args.width
+    try:
+        archs = [space.canonical(arch) for arch in args.arch]  # all checked before anything is built
+    except NasflowError as err:
+        raise UsageError(str(err)) from None
+
+    from nasflow.counting import count_flops, count_params  # torch is only needed from here on
+    from nasflow.models.mobilenet import build_mobilenet
+
+    rows = []
+    for arch in archs:
+        model = build_mobilenet(arch, width=width, num_classes=num_classes, input_size=input_size)
+        rows.append({"arch": arch, "params": count_params(model),
+                     "flops": count_flops(model, (3, input_size, input_size))})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"# mobilenet at {input_size}x{input_size} px, {num_classes} classes, width {width}")
+    _print_info_table(rows)
     return 0
 
 

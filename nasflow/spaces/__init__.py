@@ -16,6 +16,7 @@ from nasflow.errors import ParamsError
 _SPACES: dict[str, str] = {
     "nb201": "nasflow.spaces.nb201",
     "darts": "nasflow.spaces.darts",
+    "mobilenet": "nasflow.spaces.mobilenet",
 }
 
 
