@@ -127,6 +127,42 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
             raise ParamsError(f"{source}: differentiable.methods: setn ranks every cell of the space, nb201 only (use gdas, darts-v1, darts-v2, rsps)")
         if "enas" in params["differentiable"]["methods"]:
             raise ParamsError(f"{source}: differentiable.methods: enas runs in the nb201 space only (its controller samples NB201 cells; use gdas, darts-v1, darts-v2, rsps)")
+    if params["space"] == "mobilenet" and params["differentiable"]["methods"]:
+        raise ParamsError(f"{source}: differentiable.methods: the differentiable searches run in the nb201 and darts spaces only (use [] in the mobilenet space)")
+    if params["evolution"].get("max_flops") is not None and params["space"] != "mobilenet":
+        raise ParamsError(f"{source}: evolution.max_flops: a FLOPs limit applies in the mobilenet space only (use null)")
+    if params["space"] == "mobilenet":
+        _check_mobilenet_settings(settings, source)
+    else:
+        _check_depth_keys(params, schema, source)
+    if params["data"]["dataset"] in ("npz", "imagenet") and not params["data"].get("path"):
+        raise ParamsError(f"{source}: data.path: required when data.dataset is {params['data']['dataset']!r}")
+    for key, spec in schema["properties"]["data"]["properties"].items():
+        if "default" in spec:
+            params["data"].setdefault(key, spec["default"])
+    params["report"].setdefault("bootstrap", 1000)
+    return params
+
+
+def _check_mobilenet_settings(settings: dict, source: str) -> None:
+    """mobilenet: `channels` is the stem width (width multiplier channels / 40), the image size is the
+    setting's `image_size`, the depth is fixed by the space (21 choice blocks): no depth key."""
+    for name, setting in settings.items():
+        for key in ("cells_per_stage", "layers"):
+            if key in setting:
+                raise ParamsError(f"{source}: settings.{name}.{key}: the mobilenet space has a fixed depth (21 choice "
+                                  f"blocks); leave it out (channels = stem width, image_size = input size)")
+        for key in ("aux_weight", "drop_path"):
+            if setting.get(key):
+                raise ParamsError(f"{source}: settings.{name}.{key}: DARTS space only")
+    _fill_setting_defaults(settings, source)
+
+
+def _check_depth_keys(params: dict, schema: dict, source: str) -> None:
+    """nb201 / darts: each setting and the differentiable section name their space's depth key, not the other."""
+    import jsonschema
+
+    settings = params["settings"]
     depth_key, other = {"nb201": ("cells_per_stage", "layers"), "darts": ("layers", "cells_per_stage")}[params["space"]]
     diff = params["differentiable"]
     section = schema["properties"]["differentiable"]
@@ -148,6 +184,12 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
             raise ParamsError(f"{source}: settings.{name}.{other}: not a key of the {params['space']} space (use {depth_key})")
         if depth_key not in setting:
             raise ParamsError(f"{source}: settings.{name}.{depth_key}: required in the {params['space']} space")
+    _fill_setting_defaults(settings, source)
+
+
+def _fill_setting_defaults(settings: dict, source: str) -> None:
+    schema = _schema()
+    for name, setting in settings.items():
         filled = []
         for key, spec in schema["$defs"]["setting"]["properties"].items():
             if "default" in spec and key not in setting:
@@ -156,13 +198,6 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
                     filled.append(f"{key}={json.dumps(spec['default'])}")
         if filled:  # a protocol's optimiser should be stated: say what was assumed, in one line
             print(f"{source}: settings.{name}: filled in defaults {', '.join(filled)}", file=sys.stderr)
-    if params["data"]["dataset"] == "npz" and not params["data"].get("path"):
-        raise ParamsError(f"{source}: data.path: required when data.dataset is 'npz'")
-    for key, spec in schema["properties"]["data"]["properties"].items():
-        if "default" in spec:
-            params["data"].setdefault(key, spec["default"])
-    params["report"].setdefault("bootstrap", 1000)
-    return params
 
 
 def load_params(path: str | os.PathLike = "params.yaml") -> dict:

@@ -1,7 +1,11 @@
 """DAG node `evolution_search` (RLNAS): evolution over the space, scoring candidates with a trained supernet
 by one indicator (angle or supernet accuracy). Saves every generation; the best arch goes on to
 `found_ground_truth`. With a diverged supernet (meta `status: diverged`) there is no pick: `best` None,
-`status: diverged`."""
+`status: diverged`.
+
+`evolution.max_flops` (mobilenet space): candidates over the limit, in FLOPs per image of the network at the
+supernet setting's width (channels / 40) and image size and the data's classes, RLNAS' counting, are
+rejected before they are scored."""
 import sys
 import time
 
@@ -13,7 +17,7 @@ from stages.training import load_splits
 def main():
     from nasflow.devices import claim_device, describe
     from nasflow.estimators.rlnas import INDICATORS, LABELS, SupernetScorer, load_state
-    from nasflow.search.rlnas_evolution import evolution_search
+    from nasflow.search.rlnas_evolution import evolution_search, flops_limit
     from nasflow.spaces import get_space
 
     p = parser(__doc__)
@@ -31,6 +35,13 @@ def main():
     final, meta = load_state(f"{args.supernet_dir}/final.pt")
     status = meta.get("status", "ok")
     start = time.time()
+    constraint = None
+    if ev.get("max_flops") is not None:
+        from nasflow.spaces.mobilenet import channels_to_width
+
+        num_classes = next(final[k].shape[0] for k in ("head.classifier.1.weight", "classifier.weight") if k in final)
+        constraint = flops_limit(space, ev["max_flops"], width=channels_to_width(setting["channels"]),
+                                 input_size=setting["image_size"], num_classes=num_classes)
     if status != "ok":  # a diverged supernet ranks nothing: no pick
         found, device_name = {"best": None, "best_score": None, "topk": [], "history": [], "n_scored": 0}, None
     else:
@@ -42,6 +53,7 @@ def main():
                                      seed=params["seed"], population=ev["population"], topk=ev["topk"],
                                      n_mutations=ev["mutations"], n_crossovers=ev["crossovers"],
                                      mutation_prob=ev["mutation_prob"], generations=ev["generations"],
+                                     constraint=constraint,
                                      log=lambda text: print(f"rlnas_{args.labels}_{args.indicator}: {text}",
                                                             file=sys.stderr, flush=True))
             device_name = describe(device)

@@ -76,7 +76,9 @@ def warning_lines(xlsx: Path) -> list[str]:
     if "what it means" not in header:
         return []
     k = header.index("what it means")
-    return [f"  ! {row[k]}" for row in rows[1:] if row and row[k]]
+    lines = [f"  ! {row[k]}" for row in rows[1:] if row and row[k]]
+    shown = 8  # the terminal gets the first few; the workbook has them all
+    return lines[:shown] + ([f"  … and {len(lines) - shown} more in {xlsx}"] if len(lines) > shown else [])
 
 
 def summary(params: dict, results: Path) -> str:

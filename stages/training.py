@@ -34,7 +34,8 @@ def load_splits(params, setting):
 
     d = params["data"]
     return load_dataset(d["dataset"], root=d["root"], path=d["path"], download=d["download"],
-                        split_seed=params["seed"], eval_split=setting.get("eval_split", "test"), subset=d["subset"])
+                        split_seed=params["seed"], eval_split=setting.get("eval_split", "test"), subset=d["subset"],
+                        image_size=setting["image_size"])
 
 
 def work_dir(params: dict, name: str, setting: dict) -> Path:

@@ -148,7 +148,8 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     said = done.stdout + done.stderr
     for c in read_csv(results / "correlation.csv"):
         tau = float(c["kendall_tau"]) if c["kendall_tau"] else float("nan")
-        assert re.search(rf"{re.escape(c['estimator'])}\s+τ {'n/a' if tau != tau else f'{tau:+.3f}'}", said), c
+        shown = "n/a" if tau != tau else f"{tau:+.3f}"
+        assert re.search(rf"{re.escape(c['estimator'])}\s+τ {re.escape(shown)}", said), c
     assert "Skipped:\n  - bench_search" in said and "rlnas_random_angle: ground truth" in said
     estimators = ["proxy_bpe1", "proxy_bpe2", "proxy_bpe_search", "angle_random", "supernet_acc_random", "angle_true",
                   "supernet_acc_true"]
@@ -168,8 +169,9 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     assert (results / "report.xlsx").stat().st_size > 0
     assert sorted(p.name for p in (results / "plots").glob("*.png")) == sorted(
         ["correlation_vs_cost.png", "search_best_so_far.png", "alphas_gdas.png", "alphas_darts-v2.png",
-         *(f"{e}_vs_ground_truth.png" for e in estimators)])
-    assert {"rlnas", "searches"} <= set(load_workbook(results / "report.xlsx").sheetnames)
+         *(f"{e}_vs_ground_truth.png" for e in estimators),
+         *(f"bpe_search_{p}.png" for p in ("objective_vs_cost", "importance", "objective_2d"))])
+    assert {"rlnas", "searches", "bpe_search", "importance"} <= set(load_workbook(results / "report.xlsx").sheetnames)
     rs = json.loads((results / "search" / "rs_proxy_bpe1.json").read_text())
     assert rs["n_evals"] == 3 and len(rs["history"]) == 3
     assert (results / "proxy" / "bpe1" / "shard-1-of-2.json").exists()
@@ -229,25 +231,28 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
 def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
     from dvc.repo import Repo
 
-    study = make_study(tmp_path)
+    study = make_study(tmp_path, with_budget_search(as_proxy=False))
     git_init(study, engine_env)
     first = run([sys.executable, "-m", "dvc", "repro"], study, engine_env)
     setting_stages = {"search_setting@proxy_bpe1", "search_setting@angle_random"}
     assert ran(first.stdout) == {
-        *setting_stages, "sample_archs", "proxy_train@bpe1", "proxy_train@bpe2", "ground_truth", "supernet_train@random",
+        *setting_stages, "bpe_search_base", "sample_archs", "proxy_train@bpe1", "proxy_train@bpe2", "ground_truth", "supernet_train@random",
         "supernet_train@true", *(f"score_archs@{l}-{s}" for l in ("random", "true") for s in ("sampled", "all")),
         *(f"evolution_search@{l}-{i}" for l in ("random", "true") for i in ("angle", "supernet_acc")),
         *(f"search@{s}-{e}" for s in ("rs", "rea") for e in ("proxy_bpe1", "angle_random")),
         "differentiable_search@gdas", "differentiable_search@darts-v2",
-        "bench_search", "found_ground_truth", "correlate", "report"}
+        "bench_search", "bpe_search", "found_ground_truth", "correlate", "report"}
     assert len(read_csv(study / "results" / "estimates.csv")) == 4
+    assert len(read_csv(study / "results" / "bpe_search" / "settings.csv")) == 4  # DVC: every round in one stage
+    assert "bpe_search" in load_workbook(study / "results" / "report.xlsx").sheetnames
 
     params = yaml.safe_load((study / "params.yaml").read_text())
     params["settings"]["bpe2"]["epochs"] = 1
     (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     second = run([sys.executable, "-m", "dvc", "repro"], study, engine_env)
-    # search_setting declares all settings and rewrites its files unchanged: no search trains with bpe2
-    assert ran(second.stdout) == {"proxy_train@bpe2", *setting_stages, "correlate", "report"}
+    # search_setting (and bpe_search_base) declare all settings and rewrite their files unchanged: no search, and
+    # not the budget search (its base is bpe1), trains with bpe2
+    assert ran(second.stdout) == {"proxy_train@bpe2", *setting_stages, "bpe_search_base", "correlate", "report"}
     rows = {r["estimator"]: r for r in read_csv(study / "results" / "correlation.csv")}
     assert {"proxy_bpe1", "proxy_bpe2", "angle_random"} <= set(rows)
     with Repo(str(study)) as repo:
