@@ -57,7 +57,10 @@ def run_training(params: dict, setting_name: str, *, kind: str, shard, archs_pat
     records = read_archs(archs_path, shard)
     for r in records:
         r["arch"] = space.canonical(r["arch"])
-    work = work_dir(params, setting_name, setting)
+    # the budget search's choice trains where the search trained it (under a named setting's name if equal)
+    cache_name = setting_name if setting_name in params["settings"] else next(
+        (n for n, s in params["settings"].items() if s == setting), setting_name)
+    work = work_dir(params, cache_name, setting)
     splits = load_splits(params, setting)
     start = time.time()
     with claim_device(params["device"]) as device:
