@@ -15,6 +15,12 @@ Splits (NAS-Bench-201's protocol where it has one):
 | cifar100        | 50k train                     | 5k "x-valid" half of test    | 5k "x-test" half of test |
 | imagenet16-120  | 151,700 train (labels 1..120) | 3k "x-valid" half of val     | 3k "x-test" half of val  |
 | npz             | x_train/y_train               | seeded stratified half/half  | x_test/y_test            |
+| imagenet        | path/train/<class>/...        | seeded stratified half/half  | path/val/<class>/...     |
+
+`imagenet` is any ImageFolder tree (torchvision; classes = the sorted subfolder names of train/, which val/
+must match), each image resized (shorter side) and center-cropped to `image_size` when it is read, so the
+whole split is held as one uint8 tensor at that size (the full ImageNet at 224 px does not fit in memory:
+use `subset` or a smaller tree); normalised with the usual ImageNet mean/std.
 
 When eval_split="valid" the training split is the *first* half of the seeded split (for digits, cifar10
 and npz the valid half is taken from the training images, as cifar10-valid does). NB201 ships fixed split
@@ -33,9 +39,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nasflow.errors import DataError, ParamsError
+from nasflow.errors import DataError, ParamsError, one_line
 
-DATASETS = ("digits", "cifar10", "cifar10-valid", "cifar100", "imagenet16-120", "npz")
+DATASETS = ("digits", "cifar10", "cifar10-valid", "cifar100", "imagenet16-120", "imagenet", "npz")
 EVAL_SPLITS = ("valid", "test")
 
 # NAS-Bench-201 (ADL get_dataset_with_transform.py) normalisation constants, in [0,1] units.
@@ -45,6 +51,8 @@ CIFAR100_MEAN = tuple(v / 255 for v in (129.3, 124.1, 112.4))
 CIFAR100_STD = tuple(v / 255 for v in (68.2, 65.4, 70.4))
 IMAGENET16_MEAN = tuple(v / 255 for v in (122.68, 116.66, 104.01))
 IMAGENET16_STD = tuple(v / 255 for v in (63.22, 61.26, 65.09))
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalisation
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -217,6 +225,42 @@ def _read_imagenet16(root: str):
     return x_tr, y_tr, x_te, y_te
 
 
+def _read_image_folder(path, image_size: int | None):
+    """An ImageFolder tree path/train/<class>/..., path/val/<class>/... as uint8 tensors at image_size."""
+    import torchvision
+    from torchvision.transforms import CenterCrop, Compose, PILToTensor, Resize
+
+    if path is None:
+        raise ParamsError("data.path: dataset 'imagenet' needs the root of an ImageFolder tree (train/, val/)")
+    if image_size is None or image_size < 1:
+        raise ParamsError(f"imagenet: the images are resized when read: need a positive image_size, got {image_size!r}")
+    base = Path(path)
+    to_tensor = Compose([Resize(image_size), CenterCrop(image_size), PILToTensor()])
+    out, classes = [], None
+    for split in ("train", "val"):
+        if not (base / split).is_dir():
+            raise DataError(f"{base / split}: no such folder "
+                            f"(imagenet needs {base}/train/<class>/ and {base}/val/<class>/)")
+        try:
+            ds = torchvision.datasets.ImageFolder(str(base / split))
+        except (FileNotFoundError, OSError) as e:  # no class folders / no images
+            raise DataError(f"{base / split}: not an ImageFolder tree "
+                            f"({type(e).__name__}: {one_line(str(e))})") from None
+        if classes is None:
+            classes = ds.classes
+        elif ds.classes != classes:
+            raise DataError(f"{base / split}: its classes differ from {base / 'train'}'s "
+                            f"({len(ds.classes)} vs {len(classes)} classes)")
+        xs = []
+        for file, _ in ds.samples:
+            try:
+                xs.append(to_tensor(ds.loader(file)))
+            except Exception as e:  # PIL.UnidentifiedImageError, OSError, ...: a broken image
+                raise DataError(f"{file}: not a readable image ({type(e).__name__})") from None
+        out += [torch.stack(xs), _labels(ds.targets)]
+    return tuple(out), len(classes)
+
+
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -263,8 +307,9 @@ def _read_npz(path):
 # ------------------------------------------------------------------------------------------ load_dataset
 
 def load_dataset(name: str, *, root="data", path=None, download: bool = True, split_seed: int = 0,
-                 eval_split: str = "test", subset: int | None = None) -> Splits:
-    """Read dataset `name` (see the module docstring for the splits) into a `Splits`."""
+                 eval_split: str = "test", subset: int | None = None, image_size: int | None = None) -> Splits:
+    """Read dataset `name` (see the module docstring for the splits) into a `Splits`. `image_size`: the size
+    imagenet's images are resized to when read (the other datasets ignore it: `DeviceLoader` resizes)."""
     if name not in DATASETS:
         raise ParamsError(f"data.dataset: unknown dataset '{name}' (choose from {', '.join(DATASETS)})")
     if eval_split not in EVAL_SPLITS:
@@ -285,6 +330,9 @@ def load_dataset(name: str, *, root="data", path=None, download: bool = True, sp
         x_tr, y_tr, x_te, y_te = _read_imagenet16(root)
         num_classes = 120
         mean, std = IMAGENET16_MEAN, IMAGENET16_STD
+    elif name == "imagenet":
+        (x_tr, y_tr, x_te, y_te), num_classes = _read_image_folder(path, image_size)
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
     else:  # npz
         x_tr, y_tr, x_te, y_te = _read_npz(path)
         num_classes = int(max(int(y_tr.max()), int(y_te.max())) + 1)
