@@ -9,6 +9,14 @@ min_version("9.0")
 
 configfile: "params.yaml"
 
+if workflow.overwrite_configfiles:
+    # a study file given with --configfile replaces params.yaml instead of being merged into it key by key
+    # (which would mix the demo's settings into, say, the DARTS study); --config values still apply on top
+    import copy
+
+    config.clear()
+    config.update(copy.deepcopy(dict(workflow.config_settings.overwrite_config)))
+
 sys.path.insert(0, workflow.basedir)
 from stages.common import CHOSEN_BUDGET, CHOSEN_BUDGET_FILE, ParamsError, validate_params, write_resolved_params
 

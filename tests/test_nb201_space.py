@@ -216,5 +216,5 @@ def test_unique_key_counts():
 def test_registry():
     assert "nb201" in available_spaces()
     assert get_space("nb201") is nb201
-    with pytest.raises(ParamsError, match="'mobilenet'"):
-        get_space("mobilenet")
+    with pytest.raises(ParamsError, match="'resnet'"):
+        get_space("resnet")

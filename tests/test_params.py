@@ -27,7 +27,7 @@ def test_default_and_paper_params_are_valid():
     (lambda p: p["report"].update(zzz=3), "report.zzz: unknown key (known: bootstrap)"),
     (lambda p: p["settings"]["bpe1"].update(precision=8), "settings.bpe1.precision: 8 is not one of [16, 32]"),
     (lambda p: p["data"].update(dataset="mnist"), "data.dataset: 'mnist' is not one of"),
-    (lambda p: p.update(space="mobilenet"), "space: 'mobilenet' is not one of"),
+    (lambda p: p.update(space="resnet"), "space: 'resnet' is not one of"),
     (lambda p: p["proxy"].update(settings=["bpe3"]), "proxy.settings: unknown setting 'bpe3'"),
     (lambda p: p["settings"]["bpe1"].update(layers=6), "settings.bpe1.layers: not a key of the nb201 space"),
     (lambda p: p.update(ground_truth={"source": "table", "setting": "full"}), "ground_truth.path: required"),

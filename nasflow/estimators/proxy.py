@@ -46,7 +46,10 @@ def digest(obj) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def depth_of(space, setting: dict) -> int:
+def depth_of(space, setting: dict) -> int | None:
+    """The setting's depth key for `space`; None in the mobilenet space, whose depth is fixed."""
+    if space.NAME == "mobilenet":
+        return None
     return setting["cells_per_stage"] if space.NAME == "nb201" else setting["layers"]
 
 

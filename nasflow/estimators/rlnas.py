@@ -2,8 +2,9 @@
 random (or true) labels, then score archs by the angle between their weights at init and after training,
 or by their accuracy inside the supernet. This module trains the supernet and bundles its two scorers.
 
-Two spaces (`space`: a name, or a space module with `NAME`): "nb201" (`NB201Supernet(channels,
-cells_per_stage)`, `AngleScorer`) and "darts" (`DartsSupernet(channels, layers)`, `DartsAngleScorer`)."""
+Three spaces (`space`: a name, or a space module with `NAME`): "nb201" (`NB201Supernet(channels,
+cells_per_stage)`, `AngleScorer`), "darts" (`DartsSupernet(channels, layers)`, `DartsAngleScorer`) and
+"mobilenet" (`MobileNetSupernet(width=channels / 40, input_size=image_size)`, `MobileNetAngleScorer`)."""
 from __future__ import annotations
 
 import time
@@ -16,15 +17,18 @@ from nasflow.data import Splits, random_labels
 from nasflow.errors import CheckpointError
 from nasflow.estimators.angle import AngleScorer
 from nasflow.estimators.darts_angle import DartsAngleScorer
+from nasflow.estimators.mobilenet_angle import MobileNetAngleScorer
 from nasflow.estimators.proxy import train_config
 from nasflow.estimators.supernet_acc import supernet_accuracies
 from nasflow.models.darts_supernet import DartsSupernet
+from nasflow.models.mobilenet_supernet import MobileNetSupernet
 from nasflow.models.nb201_supernet import NB201Supernet
 from nasflow.train import train
 
 LABELS = ("random", "true")
 INDICATORS = ("angle", "supernet_acc")
-SPACES = ("nb201", "darts")
+SPACES = ("nb201", "darts", "mobilenet")
+_SCORERS = {"nb201": AngleScorer, "darts": DartsAngleScorer, "mobilenet": MobileNetAngleScorer}
 
 
 def space_name(space) -> str:
@@ -35,11 +39,18 @@ def space_name(space) -> str:
     return name
 
 
-def build_supernet(setting: dict, num_classes: int, seed: int, space="nb201") -> NB201Supernet | DartsSupernet:
+def build_supernet(setting: dict, num_classes: int, seed: int,
+                   space="nb201") -> NB201Supernet | DartsSupernet | MobileNetSupernet:
     """The supernet of `space` for `setting` (channels + cells_per_stage for nb201, channels + layers for
-    darts), its weights initialised from `torch.manual_seed(seed)` and its path sampling seeded by `seed`."""
+    darts, channels = stem width and image_size for mobilenet), its weights initialised from
+    `torch.manual_seed(seed)` and its path sampling seeded by `seed`."""
     name = space_name(space)
     torch.manual_seed(seed)
+    if name == "mobilenet":
+        from nasflow.spaces.mobilenet import channels_to_width
+
+        return MobileNetSupernet(channels_to_width(setting["channels"]), num_classes,
+                                 input_size=setting["image_size"], seed=seed)
     if name == "darts":
         return DartsSupernet(setting["channels"], setting["layers"], num_classes, seed=seed)
     return NB201Supernet(setting["channels"], setting["cells_per_stage"], num_classes, seed=seed)
@@ -96,16 +107,16 @@ class SupernetScorer:
 
     def __init__(self, init: dict, final: dict, setting: dict, splits: Splits | None, *, seed: int, device,
                  bn_batches: int = 10, max_eval: int | None = None, space="nb201"):
-        """`splits` (the data) is needed for supernet_acc only; `space`: "nb201" or "darts"."""
-        num_classes = final["classifier.weight"].shape[0] if "classifier.weight" in final else 10
+        """`splits` (the data) is needed for supernet_acc only; `space`: one of `SPACES`."""
+        key = next((k for k in ("classifier.weight", "head.classifier.1.weight") if k in final), None)
+        num_classes = final[key].shape[0] if key is not None else 10
         self.space = space_name(space)
         self.supernet = build_supernet(setting, num_classes, seed, self.space)
         try:
             self.supernet.load_state_dict(final)
         except (RuntimeError, KeyError) as e:
             raise CheckpointError(f"supernet checkpoint does not match the setting: {str(e).splitlines()[0]}") from None
-        scorer = DartsAngleScorer if self.space == "darts" else AngleScorer
-        self.angles = scorer(init, final, self.supernet)
+        self.angles = _SCORERS[self.space](init, final, self.supernet)
         self.setting, self.splits, self.seed, self.device = setting, splits, seed, device
         self.bn_batches, self.max_eval = bn_batches, max_eval
 

@@ -10,6 +10,10 @@ An arch is a gene vector of op indices; the encoding depends on the space (`spac
   over) is first repaired cell by cell with `space.repair_edge_ops` (RLNAS' `check_cand`: each node keeps
   exactly two non-`none` edges), using the search's RandomState, so every candidate is a DARTS genotype
   (`space.from_edge_ops`). RLNAS' DARTS config: population 50, topk 10, 25 mutations + 25 crossovers.
+* mobilenet: 21 genes, RLNAS' integer code per choice block (0..5 = `space.MBCONV_OPS`, -1 = skip, not in
+  the first block of a stage); random and mutated genes are drawn from their own block's allowed codes, as
+  RLNAS' `operations` lists (mobilenet_search_space/rlnas/evolution_search/search.py). Its FLOPs rule is a
+  `constraint` (`flops_limit`): a draw over the limit is rejected before it is scored, and more are drawn.
 
 Per generation:
 
@@ -57,7 +61,9 @@ class GeneEncoding:
     mutation_values: the values a mutated gene is drawn from (uniformly);
     n_archs: the number of distinct (repaired) vectors, an upper bound for the search;
     repair(genes, rng) -> tuple: the vector made valid (None: every vector is valid, nothing is drawn);
-    to_arch(genes) -> str.
+    to_arch(genes) -> str;
+    gene_values: per gene the values it may take, when they differ by gene (mobilenet); random and mutated
+    genes are then drawn uniformly from their own gene's values (n_options / mutation_values unused).
     """
 
     n_genes: int
@@ -66,11 +72,18 @@ class GeneEncoding:
     n_archs: int
     repair: Callable[[tuple[int, ...], np.random.RandomState], tuple[int, ...]] | None
     to_arch: Callable[[tuple[int, ...]], str]
+    gene_values: tuple[tuple[int, ...], ...] | None = None
 
 
 def gene_encoding(space) -> GeneEncoding:
-    """The `GeneEncoding` of a space module (chosen from `space.NAME`; nb201 and darts)."""
+    """The `GeneEncoding` of a space module (chosen from `space.NAME`; nb201, darts and mobilenet)."""
     name = getattr(space, "NAME", None)
+    if name == "mobilenet":
+        # RLNAS' `operations`: per block the codes 0..5, then -1 (skip) where allowed
+        values = tuple(tuple(range(len(space.MBCONV_OPS))) + ((-1,) if space.SKIP in space.allowed_choices(b) else ())
+                       for b in range(space.N_BLOCKS))
+        return GeneEncoding(n_genes=space.N_BLOCKS, n_options=len(space.OPS), mutation_values=(), n_archs=space.N_ARCHS,
+                            repair=None, to_arch=lambda genes: space.from_rlnas_code(genes), gene_values=values)
     if name == "darts":
         n_edges = int(space.N_EDGES)
         # valid cells: node k picks 2 of its k inputs, each with one of the non-none ops
@@ -94,7 +107,30 @@ def gene_encoding(space) -> GeneEncoding:
             n_archs=n_ops ** n_genes, repair=None,
             to_arch=lambda genes: space.format([space.OPS[g] for g in genes]),
         )
-    raise ParamsError(f"evolution: unsupported search space {name!r} (supported: nb201, darts)")
+    raise ParamsError(f"evolution: unsupported search space {name!r} (supported: nb201, darts, mobilenet)")
+
+
+def flops_limit(space, max_flops: float, *, width: float, input_size: int, num_classes: int) -> Callable[[str], bool]:
+    """RLNAS' FLOPs rule as a `constraint` (mobilenet space): an arch passes when its FLOPs per image at
+    `width` / `input_size` / `num_classes`, in RLNAS' convention (its thop and per-block look-up table,
+    `flops_of(..., convention="rlnas")`), are at most `max_flops`. A limit below the smallest arch's FLOPs
+    (every block at its cheapest choice) is a ParamsError: no arch could pass."""
+    if getattr(space, "NAME", None) != "mobilenet":
+        name = getattr(space, "NAME", space)
+        raise ParamsError(f"evolution.max_flops: a FLOPs limit applies in the mobilenet space only, not {name!r}")
+    from nasflow.models.mobilenet import flops_table
+
+    table = flops_table(space.check_width(width), input_size, num_classes)
+    cheapest = [min(per_block, key=per_block.get) for per_block in table.blocks]
+    smallest = table.flops(cheapest, convention="rlnas")
+    if max_flops < smallest:
+        raise ParamsError(f"evolution.max_flops: {max_flops:.4g} FLOPs is below the smallest arch's {smallest:,} "
+                          f"(at width {width:g}, {input_size} px, {num_classes} classes): no arch fits")
+
+    def within_flops(arch: str) -> bool:
+        return table.flops(arch, convention="rlnas") <= max_flops
+
+    return within_flops
 
 
 def evolution_search(
@@ -149,10 +185,18 @@ def evolution_search(
         seen.add(genes)
         return genes if constraint is None or bool(constraint(to_arch(genes))) else None
 
+    def random_genes() -> tuple[int, ...]:
+        if enc.gene_values is not None:
+            return tuple(vals[rng.randint(len(vals))] for vals in enc.gene_values)
+        return tuple(int(g) for g in rng.randint(n_ops, size=n_genes))
+
     def random_archs(n: int) -> list[tuple[int, ...]]:
         out: list[tuple[int, ...]] = []
-        while len(out) < n and len(seen) < n_archs:
-            genes = accept(tuple(int(g) for g in rng.randint(n_ops, size=n_genes)))
+        # a constraint can reject most draws (a tight FLOPs limit): stop after 1000 per arch, as the reference
+        for _ in range(1000 * n):
+            if len(out) >= n or len(seen) >= n_archs:
+                break
+            genes = accept(random_genes())
             if genes is not None:
                 out.append(genes)
         return out
@@ -168,7 +212,8 @@ def evolution_search(
             genes = list(pick_parent())
             for i in range(n_genes):
                 if rng.random_sample() < mutation_prob:
-                    genes[i] = mut_ops[rng.randint(len(mut_ops))]
+                    vals = mut_ops if enc.gene_values is None else enc.gene_values[i]
+                    genes[i] = vals[rng.randint(len(vals))]
             genes = accept(tuple(genes))
             if genes is not None:
                 out.append(genes)

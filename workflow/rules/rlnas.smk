@@ -5,7 +5,7 @@ ARCH_SETS = config["supernet"]["arch_sets"]
 INDICATORS = config["evolution"]["indicators"]
 SUPERNET_SETTING = config["settings"][config["supernet"]["setting"]]
 RLNAS_CODE = code("nasflow/estimators/rlnas.py", "nasflow/estimators/angle.py", "nasflow/estimators/darts_angle.py",
-                  "nasflow/estimators/supernet_acc.py") + TRAIN_CODE
+                  "nasflow/estimators/mobilenet_angle.py", "nasflow/estimators/supernet_acc.py") + TRAIN_CODE
 RLNAS_SEARCHES = [f"results/search/rlnas_{l}_{i}.json" for l in LABELS for i in INDICATORS]
 
 
