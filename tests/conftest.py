@@ -1,3 +1,4 @@
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -34,6 +35,8 @@ def pytest_runtest_setup(item):
     if item.get_closest_marker("slow") is None:
         return
     reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+    capture = item.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None and reporter.verbosity <= 0:
-        reporter.write_line("")
-        reporter.write_line(f"[slow test, a minute or more] {item.nodeid} ...")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():  # to the terminal now
+            reporter.write_line("")
+            reporter.write_line(f"[slow test, a minute or more] {item.nodeid} ...")
