@@ -148,6 +148,18 @@ def _check_mobilenet_settings(settings: dict, source: str) -> None:
     """mobilenet: `channels` is the stem width (width multiplier channels / 40), the image size is the
     setting's `image_size`, the depth is fixed by the space (21 choice blocks): no depth key."""
     for name, setting in settings.items():
+        # the budget's size is the width multiplier (RLNAS, ProxylessNAS) or the stem width it gives: one of them
+        if "width" in setting:
+            channels = round(40 * setting["width"])
+            if "channels" in setting and setting["channels"] != channels:
+                raise ParamsError(f"{source}: settings.{name}: width {setting['width']} means channels {channels} "
+                                  f"(40 × width), but channels is {setting['channels']}; give one of them")
+            if channels < 1 or abs(channels - 40 * setting["width"]) > 1e-9:
+                raise ParamsError(f"{source}: settings.{name}.width: {setting['width']} × 40 is not a whole number of "
+                                  f"stem channels (e.g. 0.25, 0.5, 1.0)")
+            setting["channels"] = channels
+        elif "channels" not in setting:
+            raise ParamsError(f"{source}: settings.{name}: give width (the mobilenet width multiplier) or channels")
         for key in ("cells_per_stage", "layers"):
             if key in setting:
                 raise ParamsError(f"{source}: settings.{name}.{key}: the mobilenet space has a fixed depth (21 choice "
@@ -164,6 +176,11 @@ def _check_depth_keys(params: dict, schema: dict, source: str) -> None:
 
     settings = params["settings"]
     depth_key, other = {"nb201": ("cells_per_stage", "layers"), "darts": ("layers", "cells_per_stage")}[params["space"]]
+    for name, setting in settings.items():
+        if "width" in setting:
+            raise ParamsError(f"{source}: settings.{name}.width: a mobilenet key; the {params['space']} space takes channels")
+        if "channels" not in setting:
+            raise ParamsError(f"{source}: settings.{name}.channels: required in the {params['space']} space")
     diff = params["differentiable"]
     section = schema["properties"]["differentiable"]
     per_method = {"type": "object", "additionalProperties": False, "properties": {

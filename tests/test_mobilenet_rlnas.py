@@ -200,3 +200,31 @@ def test_paper_params_pass_and_the_space_rejects_what_it_cannot_run(capsys):
     nb201["evolution"]["max_flops"] = 1e9
     with pytest.raises(ParamsError, match="evolution.max_flops: a FLOPs limit applies in the mobilenet space only"):
         validate_params(nb201, "p.yaml")
+
+
+def test_a_mobilenet_setting_states_its_width_multiplier_or_the_stem_width():
+    base = yaml.safe_load((ROOT / "params" / "paper-mobilenet-imagenet.yaml").read_text())
+
+    def check(edit):
+        p = copy.deepcopy(base)
+        edit(p["settings"]["full"])
+        return validate_params(p, "p.yaml")["settings"]["full"]
+
+    def size(s, **keys):  # the setting with only these size keys
+        s.pop("channels", None)
+        s.pop("width", None)
+        s.update(keys)
+
+    assert check(lambda s: size(s, width=0.25))["channels"] == 10  # 40 × 0.25: the stem width build_network takes
+    assert check(lambda s: size(s, channels=10))["channels"] == 10
+    for edit, message in [
+        (lambda s: size(s, width=0.3, channels=40), "width 0.3 means channels 12"),
+        (lambda s: size(s, width=0.33), "not a whole number of stem channels"),
+        (lambda s: size(s), r"give width \(the mobilenet width multiplier\) or channels"),
+    ]:
+        with pytest.raises(ParamsError, match=message):
+            check(edit)
+    nb201 = yaml.safe_load((ROOT / "params.yaml").read_text())
+    nb201["settings"]["bpe1"]["width"] = 0.5
+    with pytest.raises(ParamsError, match=r"settings.bpe1.width: a mobilenet key; the nb201 space takes channels"):
+        validate_params(nb201, "p.yaml")

@@ -22,7 +22,7 @@ from nasflow.progress import say as progress_say
 from nasflow.train import TrainConfig, train
 
 # setting keys that are not training hyperparameters (they shape the network or the data split)
-_NETWORK_KEYS = {"channels", "cells_per_stage", "layers", "eval_split"}
+_NETWORK_KEYS = {"channels", "width", "cells_per_stage", "layers", "eval_split"}
 
 
 def train_config(setting: dict) -> TrainConfig:
