@@ -25,7 +25,7 @@ try:
 except ParamsError as e:
     sys.exit(f"error: {e}")
 
-# The stages read the merged config (params.yaml + --configfile + --config), written only when it changes.
+# The stages read the resolved config (params.yaml, or the --configfile study, + --config), written only when it changes.
 PARAMS = write_resolved_params(config, ".snakemake/nasflow/params.yaml")
 
 

@@ -67,6 +67,8 @@ def _is_number(v) -> bool:
 
 def _value_problem(hp: str, v) -> str | None:
     """Why `v` is not a valid value of `hp`, or None."""
+    if hp == "image_size":  # as the settings schema: the network's reductions need at least 4 px
+        return None if _is_int(v) and v >= 4 else "must be an integer >= 4"
     if hp in _SIZES:
         return None if _is_int(v) and v > 0 else "must be an integer > 0"
     if hp == "lr":
@@ -274,6 +276,8 @@ def importance(rows: Iterable[Mapping], space: Mapping[str, Sequence], objective
     usable = _usable_rows(rows, space, hps, objective)
     if len(usable) < 2:
         return {hp: (math.nan, math.nan) for hp in hps}
+    if len({float(row[objective]) for row in usable}) == 1:  # nothing to explain (Optuna's fANOVA raises here)
+        return {hp: (1.0 / len(hps), 0.0) for hp in hps}
     with _quiet_optuna() as optuna:
         distributions = {hp: optuna.distributions.CategoricalDistribution(tuple(space[hp])) for hp in hps}
         study = optuna.create_study(direction="maximize")
@@ -340,11 +344,23 @@ def pareto_front(rows: Sequence[Mapping], objective: str, cost: str = "seconds_p
 def choose(rows: Sequence[Mapping], objective: str, budget_seconds_per_arch: float | None = None,
            cost: str = "seconds_per_arch") -> dict | None:
     """The row with the best finite `objective` among those whose cost is within the budget (None: no limit;
-    a row without a finite cost is then outside any budget); ties: the cheaper, then the earlier. None when no
-    row qualifies."""
+    a row without a finite cost is then outside any budget); ties: the cheaper by COST_ORDER (not by measured
+    seconds, which vary from run to run), then the earlier. None when no row qualifies."""
     ok = [(i, row) for i, row in enumerate(rows) if _finite(row.get(objective))
           and (budget_seconds_per_arch is None or _cost(row, cost) <= budget_seconds_per_arch)]
     if not ok:
         return None
-    _, best = min(ok, key=lambda ir: (-float(ir[1][objective]), _cost(ir[1], cost), ir[0]))
+    _, best = min(ok, key=lambda ir: (-float(ir[1][objective]), cost_rank(ir[1]), ir[0]))
     return best
+
+
+def cost_rank(values: Mapping) -> tuple:
+    """A deterministic 'cheaper first' key of a setting's values: SEARCHABLE order, each hyperparameter by its
+    COST_ORDER (cost-neutral ones do not count)."""
+    key = []
+    for hp in SEARCHABLE:
+        v = values.get(hp)
+        if v is None or COST_ORDER[hp] == "neutral":
+            continue
+        key.append(float(v) if COST_ORDER[hp] == "ascending" else -float(v))
+    return tuple(key)

@@ -59,7 +59,10 @@ def _read(path: Path, what: str):
 
 def named_setting(params: dict, full: dict) -> str | None:
     """The named setting equal to `full`, if any: its per-arch cache is reused."""
-    return next((name for name, s in params["settings"].items() if s == full), None)
+    from stages.training import cache_name
+
+    name = cache_name(params, "bpe_search", full)
+    return None if name == "bpe_search" else name
 
 
 # ------------------------------------------------------------------------------------------------- steps
@@ -104,7 +107,7 @@ def train(params: dict, r: int, name: str, *, archs_path: str = "results/archs.j
     from nasflow.devices import claim_device, describe
     from nasflow.estimators.proxy import train_archs
     from nasflow.spaces import get_space
-    from stages.training import load_splits, work_dir
+    from stages.training import cache_name, load_splits, work_dir
 
     cfg = config(params)
     doc = _read(round_dir(r, out) / "settings.json", f"bpe_search sample --round {r}")
@@ -117,7 +120,7 @@ def train(params: dict, r: int, name: str, *, archs_path: str = "results/archs.j
     records = _search_archs(params, cfg, archs_path)
     archs = [space.canonical(rec["arch"]) for rec in records]
     setting = entry["full"]
-    cache = work_dir(params, entry["same_as"] or "bpe_search", setting)
+    cache = work_dir(params, cache_name(params, "bpe_search", setting), setting)
     splits = load_splits(params, setting)
     start = time.time()
     with claim_device(params["device"]) as device:
@@ -195,6 +198,11 @@ def _cell(v):
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
+def _number(v) -> float:
+    """v as a float for sorting, NaN (sorted last with a minus sign) when missing."""
+    return math.nan if v is None else float(v)
+
+
 def report(params: dict, *, ground_truth: str = "results/ground_truth.json", out: Path = OUT) -> dict:
     from nasflow import bpe_search
 
@@ -202,6 +210,11 @@ def report(params: dict, *, ground_truth: str = "results/ground_truth.json", out
     rounds = [_read(round_dir(r, out) / "round.json", f"bpe_search evaluate --round {r}") for r in range(cfg["rounds"])]
     hps = [hp for hp in bpe_search.SEARCHABLE if hp in cfg["space"]]
     rows = [row for rd in rounds for row in rd["rows"]]
+    chosen = bpe_search.choose(rows, cfg["objective"], cfg["budget_seconds_per_arch"])  # before anything is written
+    if chosen is None:
+        raise CheckpointError(f"bpe_search: no sampled setting has a finite {cfg['objective']}"
+                              + (f" within {cfg['budget_seconds_per_arch']} s per arch" if cfg["budget_seconds_per_arch"]
+                                 else "") + f" (see {round_dir(0, out).parent}/round-*/round.json)")
     _write_csv(out / "settings.csv", ["setting", "round", *hps, *COLUMNS_AFTER],
                [[row["setting"], row["round"], *(row[hp] for hp in hps), *(_cell(row[c]) for c in COLUMNS_AFTER)]
                 for row in rows])
@@ -213,14 +226,9 @@ def report(params: dict, *, ground_truth: str = "results/ground_truth.json", out
                                keys=("id", "arch", "final_acc"))["results"]
             long += [[x["arch"], row["setting"], _cell(x["final_acc"]), truth[x["id"]]] for x in res]
     _write_csv(out / "accuracies.csv", ["arch", "setting", "accuracy", "ground_truth"], long)
-    _write_csv(out / "importance.csv", ["round", "hyperparameter", "importance", "importance_std"],
-               [[rd["round"], hp, m, s] for rd in rounds
-                for hp, (m, s) in sorted(rd["importance"].items(), key=lambda kv: -kv[1][0])])
-    chosen = bpe_search.choose(rows, cfg["objective"], cfg["budget_seconds_per_arch"])
-    if chosen is None:
-        raise CheckpointError(f"bpe_search: no sampled setting has a finite {cfg['objective']}"
-                              + (f" within {cfg['budget_seconds_per_arch']} s per arch" if cfg["budget_seconds_per_arch"]
-                                 else "") + " (see results/bpe_search/settings.csv)")
+    _write_csv(out / "importance.csv", ["round", "hyperparameter", "importance", "importance_std", "pruned"],
+               [[rd["round"], hp, _cell(m), _cell(sd), "yes" if hp in rd["pruned"] else ""] for rd in rounds
+                for hp, (m, sd) in sorted(rd["importance"].items(), key=lambda kv: -_number(kv[1][0]))])
     entry = next(s for rd in range(cfg["rounds"])
                  for s in _read(round_dir(rd, out) / "settings.json", "bpe_search sample")["settings"]
                  if s["setting"] == chosen["setting"])
@@ -255,15 +263,17 @@ def adopt(params: dict, params_path: Path, out: Path = OUT) -> None:
     if "bpe_search" in params["settings"]:
         raise ParamsError(f"{params_path}: settings.bpe_search is already defined; remove it to adopt a new choice")
     lines = params_path.read_text().splitlines(keepends=True)
-    at = next((i for i, line in enumerate(lines) if line.rstrip() == "settings:"), None)
+    import re
+
+    import yaml
+
+    at = next((i for i, line in enumerate(lines) if re.match(r"settings:\s*(#.*)?$", line.rstrip())), None)
     if at is None:
         raise ParamsError(f"{params_path}: no top-level 'settings:' block to add the chosen setting to")
     indent = next((line[:len(line) - len(line.lstrip())] for line in lines[at + 1:] if line.strip()
                    and not line.lstrip().startswith("#")), "  ")
-    value = json.dumps(best["full"], separators=(", ", ": "))
+    value = yaml.safe_dump(best["full"], default_flow_style=True, sort_keys=False, width=10**9).strip()
     lines.insert(at + 1, f"{indent}bpe_search: {value}  # chosen by bpe_search ({best['setting']})\n")
-    import yaml
-
     from stages.common import validate_params
 
     text = "".join(lines)
@@ -313,7 +323,8 @@ def main():
 
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        (out / "OFF.txt").write_text("bpe_search is off in the params (bpe_search: null): nothing was searched.\n")
+        with atomic_path(out / "OFF.txt") as tmp:
+            tmp.write_text("bpe_search is off in the params (bpe_search: null): nothing was searched.\n")
         print("bpe_search: off (bpe_search: null)", file=sys.stderr, flush=True)
     else:
         run_all(params, archs_path=args.archs, ground_truth=args.ground_truth, out=out)

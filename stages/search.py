@@ -13,7 +13,7 @@ import time
 
 from nasflow.errors import DivergedError, ParamsError
 from stages.common import configure_torch, load_params, main_guard, parser, provenance, proxy_setting, table_path, write_json
-from stages.training import load_splits, work_dir
+from stages.training import cache_name, load_splits, work_dir
 
 
 def make_estimator(name: str, params: dict, space, device):
@@ -25,7 +25,7 @@ def make_estimator(name: str, params: dict, space, device):
         setting_name = name[len("proxy_"):]
         setting = proxy_setting(params, setting_name)
         splits = load_splits(params, setting)
-        work = work_dir(params, setting_name, setting)
+        work = work_dir(params, cache_name(params, setting_name, setting), setting)
 
         def proxy(arch):
             result = train_archs([arch], space=space, setting=setting, splits=splits, seed=seed, device=device,

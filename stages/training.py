@@ -46,6 +46,15 @@ def work_dir(params: dict, name: str, setting: dict) -> Path:
     return Path("results/work") / f"{name}-{digest([params['space'], setting, params['data'], params['seed']])}"
 
 
+def cache_name(params: dict, name: str, setting: dict) -> str:
+    """The name a setting's per-arch cache goes under (results/work/<name>-<hash>). The budget search's settings
+    (`bpe_search`: sampled, chosen or adopted) use the name of an equal setting defined otherwise, so the
+    search, proxy_train and the searches all share one cache for one setting."""
+    if name != "bpe_search":
+        return name
+    return next((n for n, s in params["settings"].items() if n != "bpe_search" and s == setting), name)
+
+
 def run_training(params: dict, setting_name: str, *, kind: str, shard, archs_path, out) -> None:
     from nasflow.devices import claim_device, describe
     from nasflow.estimators.proxy import train_archs
@@ -57,10 +66,7 @@ def run_training(params: dict, setting_name: str, *, kind: str, shard, archs_pat
     records = read_archs(archs_path, shard)
     for r in records:
         r["arch"] = space.canonical(r["arch"])
-    # the budget search's choice trains where the search trained it (under a named setting's name if equal)
-    cache_name = setting_name if setting_name in params["settings"] else next(
-        (n for n, s in params["settings"].items() if s == setting), setting_name)
-    work = work_dir(params, cache_name, setting)
+    work = work_dir(params, cache_name(params, setting_name, setting), setting)
     splits = load_splits(params, setting)
     start = time.time()
     with claim_device(params["device"]) as device:

@@ -255,10 +255,20 @@ def test_pareto_front_hand_made_and_against_the_report():
         [r["cost"] for r in rows], [r["spearman_rho"] for r in rows])
 
 
+def test_importance_of_an_objective_that_does_not_vary_is_equal_shares():
+    space = {"epochs": [1, 2], "batch_size": [64, 128]}
+    rows = [{"epochs": e, "batch_size": b, "kendall_tau": 0.5} for e in (1, 2) for b in (64, 128)]
+    assert bs.importance(rows, space, "kendall_tau") == {"epochs": (0.5, 0.0), "batch_size": (0.5, 0.0)}
+
+
 def test_choose_best_within_budget():
     assert bs.choose(ROWS, "kendall_tau")["setting"] == "h"            # no budget: the best objective
     assert bs.choose(ROWS, "kendall_tau", 30)["setting"] == "b"        # b and f tie: the earlier
-    cheaper = ROWS + [{"setting": "i", "kendall_tau": 0.6, "seconds_per_arch": 15.0}]
-    assert bs.choose(cheaper, "kendall_tau", 30)["setting"] == "i"     # tie on the objective: the cheaper
+    # a tie on the objective goes to the cheaper by the cost order of its values (fewer epochs first, then a
+    # larger batch), never by the measured seconds, which differ from run to run
+    tied = [{"setting": "x", "kendall_tau": 0.6, "seconds_per_arch": 5.0, "epochs": 2, "batch_size": 64},
+            {"setting": "y", "kendall_tau": 0.6, "seconds_per_arch": 9.0, "epochs": 1, "batch_size": 64},
+            {"setting": "z", "kendall_tau": 0.6, "seconds_per_arch": 8.0, "epochs": 1, "batch_size": 128}]
+    assert bs.choose(tied, "kendall_tau")["setting"] == "z"
     assert bs.choose(ROWS, "kendall_tau", 5) is None                   # only the diverged one fits
     assert bs.choose([], "kendall_tau") is None

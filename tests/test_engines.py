@@ -105,16 +105,18 @@ def snakemake_rules() -> dict[str, str]:
     """rule name -> the stage module its shell command runs."""
     rules = {}
     for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
-        for name, body in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", smk.read_text(), re.S | re.M):
+        for name, body in re.findall(r"^(?:rule|checkpoint) (\w+):\n(.*?)(?=^rule |^checkpoint |\Z)", smk.read_text(),
+                                     re.S | re.M):
             rules[name] = re.search(r"python -m (stages\.\w+)", body).group(1)
     return rules
 
 
 def test_engines_define_the_same_stages():
-    # Snakemake runs the budget search as a checkpoint + a job per setting and round; DVC as one stage
-    smk = {("bpe_search" if name.startswith("bpe_search_") else name): module
+    # Snakemake runs the budget search as a checkpoint (sample) + a job per setting and round; DVC as one stage
+    steps = {"bpe_search_sample", "bpe_search_train", "bpe_search_round", "bpe_search_report"}
+    smk = {("bpe_search" if name in steps else name): module
            for name, module in snakemake_rules().items() if not name.startswith("gather")}
-    dvc = {("bpe_search" if name.startswith("bpe_search_") else name): re.search(r"python -m (stages\.\w+)", stage["cmd"] if "cmd" in stage else stage["do"]["cmd"]).group(1)
+    dvc = {name: re.search(r"python -m (stages\.\w+)", stage["cmd"] if "cmd" in stage else stage["do"]["cmd"]).group(1)
            for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items()}
     assert smk == dvc
 

@@ -829,6 +829,11 @@ def pruned_per_round(importance_rows: list[dict]) -> dict[int, str | None]:
     last (whose pruning no round follows); None where no importance is finite."""
     rounds = sorted({row["round"] for row in importance_rows})
     out = {}
+    if any("pruned" in row for row in importance_rows):  # importance.csv says what each round pruned
+        for r in rounds:
+            mine = [row for row in importance_rows if row["round"] == r and str(row.get("pruned")) == "yes"]
+            out[r] = mine[0]["hyperparameter"] if mine else None
+        return out
     for r in rounds[:-1]:
         finite = [row for row in importance_rows if row["round"] == r and _finite(row.get("importance"))]
         out[r] = min(finite, key=lambda row: (row["importance"], str(row["hyperparameter"])))["hyperparameter"] \

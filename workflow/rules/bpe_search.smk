@@ -24,7 +24,7 @@ def previous_round(w):
 rule bpe_search_base:
     """The named setting the search builds on, as a file (DVC needs it to narrow its params; kept in step)."""
     input:
-        code=code("stages/bpe_search.py") + STAGE_CODE,
+        code=code("stages/bpe_search.py", "nasflow/bpe_search.py") + STAGE_CODE,
     output:
         "results/bpe_search_base.json",
     params:
