@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from nasflow.counting import count_flops, count_params  # noqa: E402
 from nasflow.data import load_dataset  # noqa: E402
 from nasflow.devices import claim_device, describe  # noqa: E402
+from nasflow.models.darts import build_network  # noqa: E402
 from nasflow.spaces import darts  # noqa: E402
 from nasflow.train import TrainConfig, train  # noqa: E402
 
@@ -57,9 +58,8 @@ PAPER_GPU_HOURS = 0.085  # BPE1 cost per arch in the paper
 
 def bench_arch(arch: str, splits, device, precision: int, seed: int, repeats: int) -> dict:
     torch.manual_seed(seed)
-    model = darts.build_network(arch, channels=BPE1["channels"], depth=BPE1["layers"], num_classes=10)
-    bare = darts.build_network(arch, channels=BPE1["channels"], depth=BPE1["layers"], num_classes=10,
-                               auxiliary=False)
+    model = build_network(arch, channels=BPE1["channels"], depth=BPE1["layers"], num_classes=10)
+    bare = build_network(arch, channels=BPE1["channels"], depth=BPE1["layers"], num_classes=10, auxiliary=False)
     params = count_params(bare)
     flops = count_flops(bare, (3, BPE1["image_size"], BPE1["image_size"]))
     cfg = TrainConfig(epochs=1 + repeats, batch_size=BPE1["batch_size"], lr=BPE1["lr"], momentum=0.9, nesterov=False,

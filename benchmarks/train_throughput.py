@@ -23,6 +23,7 @@ checkpoint that lets the runs interleave) is reported separately.
     python benchmarks/train_throughput.py --sizes bpe1,bpe2,full --device cuda --images 20000
     python benchmarks/train_throughput.py --data digits --model cnn
     python benchmarks/train_throughput.py --model darts-supernet --sizes rlnas-darts-small   # RLNAS, DARTS space
+    python benchmarks/train_throughput.py --model mobilenet-supernet --sizes rlnas-mobilenet-small  # MobileNet
 
 Writes a markdown table to stdout and JSON to benchmarks/out/train_throughput.json.
 """
@@ -55,7 +56,9 @@ NB201_INDEX0 = ("|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+"
                 "|nor_conv_1x1~0|skip_connect~1|skip_connect~2|")
 # name: (channels C, cells per stage N, image size)
 SIZES = {"bpe1": (8, 2, 16), "bpe2": (16, 5, 16), "full": (16, 5, 32),
-         "rlnas-darts": (16, 8, 32), "rlnas-darts-small": (8, 5, 16)}  # (C, layers, px) for --model darts-supernet
+         "rlnas-darts": (16, 8, 32), "rlnas-darts-small": (8, 5, 16),  # (C, layers, px) for --model darts-supernet
+         # (stem width: 10 = width multiplier 0.25, choice blocks (fixed), px) for --model mobilenet-supernet
+         "rlnas-mobilenet": (40, 21, 224), "rlnas-mobilenet-small": (10, 21, 32)}
 
 
 # ------------------------------------------------------------------------------------------- models
@@ -73,14 +76,13 @@ def small_cnn(channels: int, depth: int, num_classes: int) -> nn.Module:
 
 
 def model_factory(kind: str, arch: str):
-    """A function (channels, depth, num_classes) -> nn.Module, and a label saying what it builds."""
+    """A function (channels, depth, num_classes, image_size) -> nn.Module, and a label saying what it builds."""
     if kind in ("auto", "nb201"):
         try:
-            from nasflow.spaces import get_space
+            from nasflow.registry import build_network
 
-            space = get_space("nb201")
-            space.build_network(arch, channels=8, depth=1, num_classes=10)  # fail early
-            return (lambda c, n, k: space.build_network(arch, channels=c, depth=n, num_classes=k),
+            build_network("nb201", arch, channels=8, depth=1, num_classes=10)  # fail early
+            return (lambda c, n, k, px: build_network("nb201", arch, channels=c, depth=n, num_classes=k),
                     f"NB201 TinyNetwork {arch}")
         except Exception as e:  # the space may not exist yet in a partial checkout
             if kind == "nb201":
@@ -89,13 +91,25 @@ def model_factory(kind: str, arch: str):
     if kind == "darts-supernet":  # RLNAS' DARTS supernet: a uniform 2-input-per-node path per batch
         from nasflow.models.darts_supernet import DartsSupernet
 
-        return (lambda c, n, k: DartsSupernet(c, n, k)), "RLNAS DARTS supernet (depth = layers)"
+        return (lambda c, n, k, px: DartsSupernet(c, n, k)), "RLNAS DARTS supernet (depth = layers)"
+    if kind == "mobilenet-supernet":  # RLNAS' MobileNet-like supernet: a uniform choice per block per batch
+        from nasflow.models.mobilenet_supernet import MobileNetSupernet
+        from nasflow.spaces.mobilenet import N_BLOCKS, channels_to_width
+
+        def mobilenet(c: int, n: int, k: int, px: int) -> nn.Module:
+            if n != N_BLOCKS:
+                raise SystemExit(f"error: the mobilenet supernet has {N_BLOCKS} choice blocks, not {n} "
+                                 "(use an rlnas-mobilenet* size)")
+            return MobileNetSupernet(channels_to_width(c), k, input_size=px)
+
+        return mobilenet, "RLNAS MobileNet-like supernet (C = stem width, 40 x width multiplier)"
     if ":" in kind:  # module:function taking (channels, depth, num_classes)
         import importlib
 
-        mod, fn = kind.split(":", 1)
-        return getattr(importlib.import_module(mod), fn), kind
-    return small_cnn, "small CNN (3 stages x depth conv-BN-ReLU)"
+        mod, name = kind.split(":", 1)
+        fn = getattr(importlib.import_module(mod), name)
+        return (lambda c, n, k, px: fn(c, n, k)), kind
+    return (lambda c, n, k, px: small_cnn(c, n, k)), "small CNN (3 stages x depth conv-BN-ReLU)"
 
 
 # ------------------------------------------------------------------------------------- plain loop
@@ -204,7 +218,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--model", default="auto",
-                    help="auto | nb201 | cnn | darts-supernet | module:function(C, N, classes)")
+                    help="auto | nb201 | cnn | darts-supernet | mobilenet-supernet | "
+                         "module:function(C, N, classes)")
     ap.add_argument("--arch", default=NB201_INDEX0, help="NB201 cell string (default: index 0)")
     ap.add_argument("--workers", default="0,2", help="DataLoader num_workers values to try")
     ap.add_argument("--repeats", type=int, default=3,
@@ -242,7 +257,7 @@ def main(argv=None) -> int:
 
             def fresh():
                 seed_everything(args.seed)
-                return factory(C, N, splits.num_classes)
+                return factory(C, N, splits.num_classes, px)
 
             n_params = sum(p.numel() for p in fresh().parameters())
             cfg_nchw = dataclasses.replace(cfg, channels_last=False)

@@ -138,11 +138,12 @@ def _run_info(args: argparse.Namespace) -> int:
             raise UsageError(str(err)) from None
 
     from nasflow.counting import count_flops, count_params  # torch is only needed from here on
+    from nasflow.registry import build_network
 
     num_classes, image_size = DATASETS[dataset]
     rows = []
     for arch in archs:
-        model = space.build_network(arch, channels=channels, depth=depth, num_classes=num_classes, **build_kw)
+        model = build_network(space, arch, channels=channels, depth=depth, num_classes=num_classes, **build_kw)
         rows.append(
             {
                 "arch": arch,

@@ -19,8 +19,9 @@ SETTING = {"epochs": 1, "batch_size": 64, "lr": 0.05, "weight_decay": 3e-4, "cha
 
 def test_closure_follows_imports_and_the_space_registry():
     closure = module_closure("nasflow.estimators.proxy", "nasflow.spaces.nb201")
-    # imports at the top, inside functions (build_network imports the model lazily) and via strings (registry)
-    assert {"nasflow.train", "nasflow.data", "nasflow.models.nb201", "nasflow.models.ops",
+    # imports at the top, inside functions and via strings (nasflow.registry names the spaces and the network
+    # modules proxy training builds from)
+    assert {"nasflow.train", "nasflow.data", "nasflow.registry", "nasflow.models.nb201", "nasflow.models.ops",
             "nasflow.spaces.darts"} <= set(closure)
     assert "nasflow.analysis.report" not in closure and "nasflow.search.differentiable" not in closure
     assert "stages.proxy_train" in module_closure("stages.proxy_train")
@@ -44,9 +45,18 @@ def test_fingerprint_changes_with_the_code_it_depends_on_only(tmp_path):
     with open(tree / "nasflow/analysis/report.py", "a") as f:  # not imported by proxy training
         f.write("\n# an edit elsewhere\n")
     assert _fingerprint_in(tree, *modules) == before
+    with open(tree / "nasflow/models/nb201_supernet.py", "a") as f:  # a model proxy training never builds
+        f.write("\n# an edit of the supernet\n")
+    assert _fingerprint_in(tree, *modules) == before
+    # the space module names no network code; proxy training reaches it through the registry
+    assert not any(m.startswith("nasflow.models") for m in module_closure("nasflow.spaces.nb201"))
+    with open(tree / "nasflow/models/nb201.py", "a") as f:  # the network proxy training builds
+        f.write("\n# a fix in the network\n")
+    after_network_edit = _fingerprint_in(tree, *modules)
+    assert after_network_edit != before
     with open(tree / "nasflow/models/ops.py", "a") as f:  # an uncommitted edit of an op counts
         f.write("\n# a fix in an op\n")
-    assert _fingerprint_in(tree, *modules) != before
+    assert _fingerprint_in(tree, *modules) not in (before, after_network_edit)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +94,7 @@ def test_a_checkpoint_from_other_code_is_not_resumed(tmp_path, digits):
     import torch
 
     from nasflow.estimators.proxy import arch_seed, depth_of, train_arch, train_config
+    from nasflow.registry import build_network
     from nasflow.spaces import get_space
     from nasflow.train import train
 
@@ -96,7 +107,8 @@ def test_a_checkpoint_from_other_code_is_not_resumed(tmp_path, digits):
     def one_epoch(fingerprint):  # a job killed after its first epoch
         s = arch_seed(0, arch)
         torch.manual_seed(s)
-        model = space.build_network(arch, channels=4, depth=depth_of(space, setting), num_classes=digits.num_classes)
+        model = build_network(space, arch, channels=4, depth=depth_of(space, setting),
+                              num_classes=digits.num_classes)
         train(model, digits, train_config(setting), seed=s, device="cpu", checkpoint=tmp_path / "a.pt",
               progress=False, stop_after_epochs=1, fingerprint=fingerprint)
 

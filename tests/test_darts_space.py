@@ -13,6 +13,7 @@ import torch
 
 from nasflow.counting import count_flops, count_params
 from nasflow.errors import ArchError, ParamsError
+from nasflow.models import darts as darts_net
 from nasflow.spaces import available_spaces, get_space
 from nasflow.spaces import darts
 
@@ -250,7 +251,7 @@ def _hand_count(normal, reduce, C, layers, num_classes):
 
 
 def test_darts_v2_params_and_flops():
-    model = darts.build_network(darts.DARTS_V2, channels=36, depth=20, num_classes=10, auxiliary=False)
+    model = darts_net.build_network(darts.DARTS_V2, channels=36, depth=20, num_classes=10, auxiliary=False)
     assert count_params(model) == 3_349_342  # DARTS: 3.3M
     g = darts.parse(darts.DARTS_V2)
     assert _hand_count(g.normal, g.reduce, 36, 20, 10) == 3_349_342
@@ -260,9 +261,9 @@ def test_darts_v2_params_and_flops():
 @pytest.mark.parametrize("C,layers,expected", [(8, 6, 46_338), (16, 16, 485_082)])
 def test_own_genotype_params_by_hand(C, layers, expected):
     assert _hand_count(MINE_NORMAL, MINE_REDUCE, C, layers, 10) == expected
-    model = darts.build_network(MINE_NESTED, channels=C, depth=layers, num_classes=10, auxiliary=False)
+    model = darts_net.build_network(MINE_NESTED, channels=C, depth=layers, num_classes=10, auxiliary=False)
     assert count_params(model) == expected
-    with_aux = darts.build_network(MINE, channels=C, depth=layers, num_classes=10)
+    with_aux = darts_net.build_network(MINE, channels=C, depth=layers, num_classes=10)
     c_aux = 4 * 4 * C  # after the second reduction cell: 4 nodes x 4C channels
     head = c_aux * 128 + 2 * 128 + 128 * 768 * 2 * 2 + 2 * 768 + 768 * 10 + 10
     assert count_params(with_aux) == expected + head
@@ -272,7 +273,7 @@ def test_own_genotype_params_by_hand(C, layers, expected):
 @pytest.mark.parametrize("layers", [3, 6])
 def test_forward_shapes_with_aux_head(size, layers):
     torch.manual_seed(0)
-    model = darts.build_network(MINE, channels=4, depth=layers, num_classes=7)
+    model = darts_net.build_network(MINE, channels=4, depth=layers, num_classes=7)
     x = torch.randn(2, 3, size, size)
     model.train()
     model.drop_path_prob = 0.2
@@ -281,20 +282,20 @@ def test_forward_shapes_with_aux_head(size, layers):
     model.eval()
     out = model(x)
     assert isinstance(out, torch.Tensor) and out.shape == (2, 7)
-    no_aux = darts.build_network(MINE, channels=4, depth=layers, num_classes=7, auxiliary=False).train()
+    no_aux = darts_net.build_network(MINE, channels=4, depth=layers, num_classes=7, auxiliary=False).train()
     logits, aux = no_aux(x)
     assert logits.shape == (2, 7) and aux is None
 
 
 def test_odd_channels_and_sizes():
-    model = darts.build_network(MINE, channels=5, depth=4, num_classes=3).train()
+    model = darts_net.build_network(MINE, channels=5, depth=4, num_classes=3).train()
     logits, aux = model(torch.randn(2, 3, 15, 15))
     assert logits.shape == aux.shape == (2, 3)
 
 
 def test_drop_path_only_in_training():
     torch.manual_seed(0)
-    model = darts.build_network(MINE, channels=4, depth=3, num_classes=5, auxiliary=False)
+    model = darts_net.build_network(MINE, channels=4, depth=3, num_classes=5, auxiliary=False)
     assert model.drop_path_prob == 0.0
     x = torch.randn(8, 3, 16, 16)
     model.eval()
@@ -325,7 +326,7 @@ def test_cli_info_darts_json():
     rows = json.loads(r.stdout)
     assert rows[0] == {"arch": darts.DARTS_V2, "params": 3_349_342, "flops": 528_359_050}
     assert rows[1]["arch"] == MINE
-    mine = darts.build_network(MINE, channels=36, depth=20, num_classes=10, auxiliary=False)
+    mine = darts_net.build_network(MINE, channels=36, depth=20, num_classes=10, auxiliary=False)
     assert rows[1]["params"] == count_params(mine) == _hand_count(MINE_NORMAL, MINE_REDUCE, 36, 20, 10)
 
 

@@ -17,6 +17,7 @@ from scipy import stats
 from nasflow.analysis.correlation import correlation_row
 from nasflow.data import load_dataset
 from nasflow.errors import DivergedError
+from nasflow.models import nb201 as nb201_net
 from nasflow.search import Budget, get_strategy
 from nasflow.search.differentiable import hessian_vector_product, run_search
 from nasflow.spaces import nb201
@@ -38,7 +39,7 @@ ARCH = nb201.format(["nor_conv_3x3", "skip_connect", "nor_conv_1x1", "avg_pool_3
 
 def _train(splits, lr, epochs=4, **kw):
     torch.manual_seed(0)
-    model = nb201.build_network(ARCH, channels=4, depth=1, num_classes=splits.num_classes)
+    model = nb201_net.build_network(ARCH, channels=4, depth=1, num_classes=splits.num_classes)
     return train(model, splits, TrainConfig(epochs=epochs, batch_size=64, lr=lr, image_size=8), seed=0,
                  device="cpu", progress=False, **kw)
 

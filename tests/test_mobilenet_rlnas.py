@@ -17,7 +17,7 @@ from nasflow.data import load_dataset
 from nasflow.errors import DataError, ParamsError
 from nasflow.estimators.mobilenet_angle import MobileNetAngleScorer, mobilenet_angle
 from nasflow.estimators.rlnas import SupernetScorer, build_supernet
-from nasflow.models.mobilenet import build_mobilenet
+from nasflow.models.mobilenet import build_mobilenet, flops_of
 from nasflow.models.mobilenet_supernet import MobileNetSupernet
 from nasflow.search.rlnas_evolution import evolution_search, flops_limit
 from nasflow.spaces import mobilenet as space
@@ -117,12 +117,12 @@ def test_evolution_never_scores_an_arch_over_the_flops_limit():
 
     def score(archs):
         scored.extend(archs)
-        return [-float(space.flops_of(a, width=0.2, input_size=8, num_classes=10)) for a in archs]
+        return [-float(flops_of(a, width=0.2, input_size=8, num_classes=10)) for a in archs]
 
     found = evolution_search(score, space=space, seed=0, population=10, topk=3, n_mutations=4, n_crossovers=4,
                              mutation_prob=0.2, generations=3, constraint=constraint)
     def table_flops(arch):
-        return space.flops_of(arch, width=0.2, input_size=8, num_classes=10, convention="rlnas")
+        return flops_of(arch, width=0.2, input_size=8, num_classes=10, convention="rlnas")
 
     assert len(scored) == found["n_scored"] == 30 and len(set(scored)) == 30
     heaviest = max(scored, key=table_flops)
@@ -135,8 +135,8 @@ def test_evolution_never_scores_an_arch_over_the_flops_limit():
 
 def test_flops_limits_a_limit_below_the_smallest_arch_is_one_line_error():
     kw = dict(width=0.2, input_size=8, num_classes=10)
-    smallest = space.flops_of(",".join("k3e3" if b in space.FIRST_BLOCKS else "skip" for b in range(21)),
-                              convention="rlnas", **kw)
+    smallest = flops_of(",".join("k3e3" if b in space.FIRST_BLOCKS else "skip" for b in range(21)),
+                        convention="rlnas", **kw)
     assert flops_limit(space, smallest, **kw)(space.sample(1, seed=0)[0]) is False
     with pytest.raises(ParamsError, match=r"^evolution.max_flops: .* below the smallest arch's") as e:
         flops_limit(space, smallest - 1, **kw)

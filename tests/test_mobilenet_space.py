@@ -17,6 +17,7 @@ from nasflow.cli import main
 from nasflow.counting import count_flops, count_params
 from nasflow.errors import ArchError, ParamsError
 from nasflow.models.mobilenet import MBConv, build_mobilenet, flops_of, flops_table
+from nasflow.registry import build_network
 from nasflow.spaces import available_spaces, get_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,12 +162,12 @@ def test_forward_at_32px_width_quarter():
     assert out.shape == (2, 10) and torch.isfinite(out).all()
     assert [i for i, b in enumerate(net.blocks) if isinstance(b, nn.Identity)] == [2, 7, 13, 19]
     assert [b.use_residual for b in net.blocks[:2]] == [False, True]  # stride 2 / stride 1, same channels
-    net16 = space.build_network(NAMES, channels=10, num_classes=10)  # channels = stem width: 10/40 = 0.25
+    net16 = build_network(space, NAMES, channels=10, num_classes=10)  # channels = stem width: 10/40 = 0.25
     assert net16.width == 0.25 and count_params(net16) == count_params(net)
     with pytest.raises(ParamsError, match="fixed depth of 21"):
-        space.build_network(NAMES, channels=16, depth=5)
+        build_network("mobilenet", NAMES, channels=16, depth=5)
     with pytest.raises(ParamsError, match="not both"):
-        space.build_network(NAMES, channels=16, width=0.5)
+        build_network(space, NAMES, channels=16, width=0.5)
     with pytest.raises(ParamsError):
         build_mobilenet(NAMES, width=0)
 

@@ -15,6 +15,7 @@ from nasflow.estimators import table as tbl
 from nasflow.search import Budget, available_strategies, get_strategy
 from nasflow.search import bench_mode
 from nasflow.search.bohb import available as bohb_available
+from nasflow.models import nb201 as nb201_net
 from nasflow.spaces import nb201
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,7 +176,7 @@ def test_closed_form_flops_match_count_flops():
 
     archs = [nb201.enumerate_all()[i] for i in (0, 6111)] + nb201.sample(2, seed=1)
     for arch in archs:
-        assert tbl.nb201_flops(arch) == count_flops(nb201.build_network(arch))
+        assert tbl.nb201_flops(arch) == count_flops(nb201_net.build_network(arch))
     assert tbl.nb201_flops(archs[0]) == 15_647_370 and tbl.nb201_flops(archs[1]) == 153_272_970
     mflops = tbl.nb201_mflops_all()
     assert mflops.shape == (15_625,) and mflops.min() == pytest.approx(7.78305)

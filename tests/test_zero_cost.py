@@ -20,6 +20,9 @@ from nasflow.cli import main
 from nasflow.counting import count_flops, count_params
 from nasflow.errors import ArchError, ParamsError
 from nasflow.estimators import zero_cost as zc
+from nasflow.models import darts as darts_net
+from nasflow.models import nb201 as nb201_net
+from nasflow.registry import build_network
 from nasflow.spaces import darts, get_space, nb201
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +38,7 @@ def _data(n=8, size=8, classes=10, seed=0):
 
 def _nb201(arch=INDEX0, seed=0):
     torch.manual_seed(seed)
-    return nb201.build_network(arch, channels=4, depth=1, num_classes=10)
+    return nb201_net.build_network(arch, channels=4, depth=1, num_classes=10)
 
 
 def _mlp(activation: nn.Module, seed=0) -> nn.Sequential:
@@ -197,8 +200,8 @@ def test_relu_capture_finds_every_relu_of_the_space_networks(space_name):
     space = get_space(space_name)
     arch = ALL_CONV if space_name == "nb201" else darts.DARTS_V2
     torch.manual_seed(0)
-    model = space.build_network(arch, channels=4, depth=3 if space_name == "darts" else 1, num_classes=10,
-                                **({"auxiliary": False} if space_name == "darts" else {}))
+    model = build_network(space, arch, channels=4, depth=3 if space_name == "darts" else 1, num_classes=10,
+                          **({"auxiliary": False} if space_name == "darts" else {}))
     module_calls = []
     for m in model.modules():
         if isinstance(m, nn.ReLU):
@@ -253,7 +256,7 @@ def _values(row):
 
 def test_score_is_deterministic_and_order_independent():
     x, y = _data()
-    factory = lambda: nb201.build_network(ALL_CONV, channels=4, depth=1, num_classes=10)  # noqa: E731
+    factory = lambda: nb201_net.build_network(ALL_CONV, channels=4, depth=1, num_classes=10)  # noqa: E731
     all_at_once = zc.score(factory, x, y, seed=3)
     assert list(all_at_once) == list(zc.PROXIES) + [f"{p}_seconds" for p in zc.PROXIES]
     assert all(all_at_once[f"{p}_seconds"] >= 0 for p in zc.PROXIES)
@@ -285,7 +288,7 @@ def test_score_archs_nb201_and_darts():
         assert all(math.isfinite(row[p]) for p in zc.PROXIES), row
     # DARTS networks are scored as evaluated, without the auxiliary head
     torch.manual_seed(0)
-    plain = darts.build_network(darts.DARTS_V2, channels=4, depth=3, num_classes=10, auxiliary=False)
+    plain = darts_net.build_network(darts.DARTS_V2, channels=4, depth=3, num_classes=10, auxiliary=False)
     assert rows_darts[0]["params"] == count_params(plain)
     with pytest.raises(ArchError):
         zc.score_archs([INDEX0, "|nope~0|"], space="nb201", channels=4, depth=1, num_classes=10, batch=x,
@@ -296,7 +299,7 @@ def test_disconnected_cell_scores_without_errors(capsys):
     # no path from input to output: the logits ignore the image and every conv sees zeros
     no_path = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
     x, y = _data()
-    row = zc.score(lambda: nb201.build_network(no_path, channels=4, depth=1, num_classes=10), x, y)
+    row = zc.score(lambda: nb201_net.build_network(no_path, channels=4, depth=1, num_classes=10), x, y)
     assert row["grad_norm"] == row["snip"] == row["grasp"] == row["synflow"] == 0.0
     assert math.isnan(row["jacob_cov"]) and row["naswot"] == row["zen"] == -math.inf
     assert main(["proxies", "--arch", no_path, "--data", "digits", "--channels", "4", "--depth", "1",

@@ -19,6 +19,7 @@ import torch
 from nasflow.cache import code_fingerprint, key_lock, write_text_atomic
 from nasflow.data import Splits
 from nasflow.progress import say as progress_say
+from nasflow.registry import build_network
 from nasflow.train import TrainConfig, train
 
 # setting keys that are not training hyperparameters (they shape the network or the data split)
@@ -59,8 +60,8 @@ def train_arch(arch: str, *, space, setting: dict, splits: Splits, seed: int, de
     `desc` labels its progress (default: the arch)."""
     s = arch_seed(seed, arch)
     torch.manual_seed(s)
-    model = space.build_network(arch, channels=setting["channels"], depth=depth_of(space, setting),
-                                num_classes=splits.num_classes)
+    model = build_network(space, arch, channels=setting["channels"], depth=depth_of(space, setting),
+                          num_classes=splits.num_classes)
     result = train(model, splits, train_config(setting), seed=s, device=device, checkpoint=checkpoint,
                    progress=progress, desc=arch if desc is None else desc, fingerprint=fingerprint)
     return {"arch": arch, "seed": s, "setting": setting, **result}

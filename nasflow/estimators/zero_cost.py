@@ -51,6 +51,7 @@ from torch.overrides import TorchFunctionMode
 
 from nasflow.counting import count_flops, count_params
 from nasflow.errors import ParamsError
+from nasflow.registry import get_space, network_builder
 
 __all__ = [
     "PROXIES",
@@ -444,10 +445,10 @@ def score(model_factory: Callable[[], nn.Module], batch: torch.Tensor, labels: t
     return {**values, **seconds}
 
 
-def _builder_kwargs(space) -> dict:
-    """Extra keywords for `space.build_network`: the network as evaluated, without an auxiliary head (DARTS's
-    only runs in training mode, which the proxies use, and would add its ReLUs and weights)."""
-    accepted = inspect.signature(space.build_network).parameters
+def _builder_kwargs(builder) -> dict:
+    """Extra keywords for the space's `build_network`: the network as evaluated, without an auxiliary head
+    (DARTS's only runs in training mode, which the proxies use, and would add its ReLUs and weights)."""
+    accepted = inspect.signature(builder).parameters
     return {"auxiliary": False} if "auxiliary" in accepted else {}
 
 
@@ -457,16 +458,15 @@ def score_archs(archs: Sequence, *, space, channels: int, depth: int, num_classe
     """One `score` row per arch, in order, each led by `"arch"` (the canonical string). `space` is a space
     module (nasflow.spaces) or its name; every arch is validated before anything is scored."""
     if isinstance(space, str):
-        from nasflow.spaces import get_space
-
         space = get_space(space)
     names = check_proxies(proxies)
     canonical = [space.canonical(arch) for arch in archs]
-    extra = _builder_kwargs(space)
+    builder = network_builder(space)
+    extra = _builder_kwargs(builder)
     rows = []
     for arch in canonical:
         def build(arch=arch) -> nn.Module:
-            return space.build_network(arch, channels=channels, depth=depth, num_classes=num_classes, **extra)
+            return builder(arch, channels=channels, depth=depth, num_classes=num_classes, **extra)
 
         rows.append({"arch": arch, **score(build, batch, labels, proxies=names, seed=seed, device=device)})
     return rows

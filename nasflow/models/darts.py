@@ -64,6 +64,7 @@ __all__ = [
     "AuxiliaryHeadCIFAR",
     "NetworkCIFAR",
     "build_stem_and_cells",
+    "build_network",
 ]
 
 
@@ -284,3 +285,14 @@ class NetworkCIFAR(nn.Module):
 
     def extra_repr(self) -> str:
         return f"C={self.C}, layers={self.layers}, num_classes={self.num_classes}"
+
+
+def build_network(arch, *, channels: int = 36, depth: int = 20, num_classes: int = 10,
+                  auxiliary: bool = True) -> NetworkCIFAR:
+    """DARTS's evaluation network for `arch` (nasflow.registry's common API); `depth` is the number of cells
+    (`layers`).
+
+    The auxiliary head (at 2/3 depth) only runs in training mode; pass `auxiliary=False` to leave it out
+    (DARTS reports parameter counts without it: DARTS_V2 at C=36, 20 layers has 3,349,342).
+    """
+    return NetworkCIFAR(arch, C=channels, layers=depth, num_classes=num_classes, auxiliary=auxiliary)

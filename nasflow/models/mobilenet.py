@@ -39,8 +39,8 @@ from nasflow.counting import count_flops
 from nasflow.errors import ParamsError
 from nasflow.spaces import mobilenet as space
 
-__all__ = ["MBConv", "Stem", "Head", "MobileNetwork", "build_mobilenet", "FlopsTable", "flops_table",
-           "flops_of", "block_flops"]
+__all__ = ["MBConv", "Stem", "Head", "MobileNetwork", "build_mobilenet", "build_network", "FlopsTable",
+           "flops_table", "flops_of", "block_flops"]
 
 DROPOUT = 0.2
 
@@ -139,6 +139,24 @@ def build_mobilenet(arch, *, width: float = 1.0, num_classes: int = 1000, input_
     """RLNAS' network for `arch` (defaults: its ImageNet network, 224 px, 1000 classes, width 1.0).
     `input_size` is the image side it is meant for (the network itself accepts any size)."""
     return MobileNetwork(arch, width=width, num_classes=num_classes, input_size=input_size)
+
+
+def build_network(arch, *, channels: int | None = None, depth: int | None = None, num_classes: int = 1000,
+                  width: float | None = None, input_size: int = 224) -> MobileNetwork:
+    """RLNAS' network for `arch`, with nasflow.registry's common API.
+
+    `channels` is the stem's width, mapped to the width multiplier `channels / 40` (RLNAS' network has 40;
+    channels are then rounded to multiples of 8); or give `width` directly (not both). The depth is fixed
+    by the space (21 choice blocks; `skip` shortens the network), so `depth` must be left out or be 21.
+    """
+    if depth is not None and depth != space.N_BLOCKS:
+        raise ParamsError(f"the {space.NAME} space has a fixed depth of {space.N_BLOCKS} choice blocks ('skip' "
+                          f"shortens it): depth={depth!r} does not apply (leave it out or pass {space.N_BLOCKS})")
+    if channels is not None and width is not None:
+        raise ParamsError(f"{space.NAME}: give channels or width, not both")
+    if width is None:
+        width = space.channels_to_width(channels)
+    return build_mobilenet(arch, width=width, num_classes=num_classes, input_size=input_size)
 
 
 # --------------------------------------------------------------------------------------------------------

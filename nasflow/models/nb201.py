@@ -24,7 +24,7 @@ from torch import nn
 from nasflow.models.ops import ResNetBasicBlock, make_op
 from nasflow.spaces import nb201 as space
 
-__all__ = ["InferCell", "TinyNetwork"]
+__all__ = ["InferCell", "TinyNetwork", "build_network"]
 
 
 class InferCell(nn.Module):
@@ -116,3 +116,9 @@ class TinyNetwork(nn.Module):
     def reduction_blocks(self) -> list[ResNetBasicBlock]:
         """The two ResNet blocks between stages."""
         return [m for m in self.cells if isinstance(m, ResNetBasicBlock)]
+
+
+def build_network(arch: str, *, channels: int = 16, depth: int = 5, num_classes: int = 10) -> TinyNetwork:
+    """The benchmark's fixed-arch network for `arch` (nasflow.registry's common API); `depth` is N, the cells
+    per stage."""
+    return TinyNetwork(arch, C=channels, N=depth, num_classes=num_classes)

@@ -1,36 +1,14 @@
 """Search spaces, by name. Each space is a module exposing the same small API:
 
-`NAME`, `parse`, `format`, `canonical`, `validate`, `sample`, `mutate`, `enumerate_all` (where finite),
-`build_network(arch, *, channels, depth, num_classes)`.
+`NAME`, `parse`, `format`, `canonical`, `validate`, `sample`, `mutate`, `enumerate_all` (where finite).
 
-Register a new space by adding its module path to `_SPACES`; modules are imported on first use.
+Spaces hold no networks and never import nasflow.models: nasflow.registry pairs each space with the module
+that builds its networks (`nasflow.registry.build_network(space, arch, ...)`) and is where a new space is
+registered. `get_space` and `available_spaces` are the registry's, importable from here as before.
 """
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from nasflow.registry import available_spaces, get_space
 
-from nasflow.errors import ParamsError
-
-_SPACES: dict[str, str] = {
-    "nb201": "nasflow.spaces.nb201",
-    "darts": "nasflow.spaces.darts",
-    "mobilenet": "nasflow.spaces.mobilenet",
-}
-
-
-def available_spaces() -> list[str]:
-    """The names `get_space` accepts, sorted."""
-    return sorted(_SPACES)
-
-
-def get_space(name: str) -> ModuleType:
-    """The module implementing search space `name`; `ParamsError` for an unknown name."""
-    try:
-        module_path = _SPACES[name]
-    except (KeyError, TypeError):
-        raise ParamsError(
-            f"unknown search space {name!r} (known: {', '.join(available_spaces())})"
-        ) from None
-    return importlib.import_module(module_path)
+__all__ = ["available_spaces", "get_space"]

@@ -424,21 +424,6 @@ def mutate(arch, rng: random.Random) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------
-# Networks
-
-
-def build_network(arch, *, channels: int = 36, depth: int = 20, num_classes: int = 10, auxiliary: bool = True):
-    """DARTS's evaluation network (`NetworkCIFAR`) for `arch`; `depth` is the number of cells (`layers`).
-
-    The auxiliary head (at 2/3 depth) only runs in training mode; pass `auxiliary=False` to leave it out
-    (DARTS reports parameter counts without it: DARTS_V2 at C=36, 20 layers has 3,349,342).
-    """
-    from nasflow.models.darts import NetworkCIFAR  # torch only when a network is asked for
-
-    return NetworkCIFAR(parse(arch), C=channels, layers=depth, num_classes=num_classes, auxiliary=auxiliary)
-
-
-# --------------------------------------------------------------------------------------------------------
 # Edge encoding (weight-sharing supernets, RLNAS): one op index per edge of the full cell DAG.
 #
 # Node k (2..5) reads every earlier node 0..k-1, so a cell has 2 + 3 + 4 + 5 = 14 edges; the edge from

@@ -26,7 +26,7 @@ assignment decodes to a valid arch and a uniform assignment is exactly `sample`'
 `get_random`'s) distribution.
 
 The network (`build_network`, `build_mobilenet`) and its FLOPs look-up table (`flops_table`, `flops_of`)
-live in nasflow.models.mobilenet; this module stays free of torch.
+live in nasflow.models.mobilenet (see nasflow.registry); this module stays free of torch.
 """
 
 from __future__ import annotations
@@ -348,32 +348,3 @@ def channels_to_width(channels: int | None) -> float:
         return 1.0
     check_positive("channels", channels)
     return channels / STEM_CHANNELS
-
-
-def build_network(arch, *, channels: int | None = None, depth: int | None = None, num_classes: int = 1000,
-                  width: float | None = None, input_size: int = 224):
-    """RLNAS' network for `arch`, the common API of nasflow.spaces.
-
-    `channels` is the stem's width, mapped to the width multiplier `channels / 40` (RLNAS' network has 40;
-    channels are then rounded to multiples of 8); or give `width` directly (not both). The depth is fixed
-    by the space (21 choice blocks; `skip` shortens the network), so `depth` must be left out or be 21.
-    """
-    from nasflow.models.mobilenet import build_mobilenet  # torch only when a network is asked for
-
-    if depth is not None and depth != N_BLOCKS:
-        raise ParamsError(f"the {NAME} space has a fixed depth of {N_BLOCKS} choice blocks ('skip' shortens "
-                          f"it): depth={depth!r} does not apply (leave it out or pass {N_BLOCKS})")
-    if channels is not None and width is not None:
-        raise ParamsError(f"{NAME}: give channels or width, not both")
-    if width is None:
-        width = channels_to_width(channels)
-    return build_mobilenet(arch, width=width, num_classes=num_classes, input_size=input_size)
-
-
-def flops_of(arch, *, width: float = 1.0, input_size: int = 224, num_classes: int = 1000,
-             convention: str = "nasflow") -> int:
-    """FLOPs of `arch` from the per-block look-up table (no full network is built); see
-    nasflow.models.mobilenet.flops_of."""
-    from nasflow.models.mobilenet import flops_of as _flops_of
-
-    return _flops_of(arch, width=width, input_size=input_size, num_classes=num_classes, convention=convention)

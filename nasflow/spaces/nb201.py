@@ -246,14 +246,3 @@ def adl_unique_str(arch: str) -> str:
                 terms.append(f"({nodes[src]})@{op}")
         nodes[to_node] = "+".join(sorted(terms))
     return nodes[3]
-
-
-# --------------------------------------------------------------------------------------------------------
-# Networks
-
-
-def build_network(arch: str, *, channels: int = 16, depth: int = 5, num_classes: int = 10):
-    """The benchmark's fixed-arch network (`TinyNetwork`); `depth` is N, the cells per stage."""
-    from nasflow.models.nb201 import TinyNetwork  # torch only when a network is asked for
-
-    return TinyNetwork(canonical(arch), C=channels, N=depth, num_classes=num_classes)
