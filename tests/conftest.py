@@ -39,4 +39,4 @@ def pytest_runtest_setup(item):
     if reporter is not None and reporter.verbosity <= 0:
         with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():  # to the terminal now
             reporter.write_line("")
-            reporter.write_line(f"[slow test, a minute or more] {item.nodeid} ...")
+            reporter.write_line(f"[slow end-to-end test] {item.nodeid} ...")

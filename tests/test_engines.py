@@ -286,7 +286,7 @@ def test_darts_space_study_through_snakemake(tmp_path, engine_env):
                   evolution={**TINY["evolution"], "indicators": ["angle"]},
                   search={"strategies": ["rea"], "estimators": ["proxy_bpe1", "angle_random"],
                           "budget": {"evaluations": 2}, "rea": {"population_size": 1, "sample_size": 1}},
-                  differentiable={**differentiable, "methods": ["gdas", "darts-v1"], "layers": 3,
+                  differentiable={**differentiable, "methods": ["gdas"], "layers": 3,
                                   "w_nesterov": False})
     study = make_study(tmp_path, params)
     run([sys.executable, "-m", "snakemake", "--cores", "2"], study, engine_env)
@@ -296,12 +296,12 @@ def test_darts_space_study_through_snakemake(tmp_path, engine_env):
     assert all(0 < float(r["angle"]) < 3.15 for r in est)  # every DARTS genotype keeps paths: angle > 0
     found = json.loads((study / "results" / "found.json").read_text())["results"]
     assert sorted(f["search"] for f in found) == sorted(
-        ["rlnas_random_angle", "rea_proxy_bpe1", "rea_angle_random", "gdas", "darts-v1"])
+        ["rlnas_random_angle", "rea_proxy_bpe1", "rea_angle_random", "gdas"])
     assert all(f["arch"].startswith("Genotype(normal=[(") for f in found)
     evo = json.loads((study / "results" / "search" / "rlnas_random_angle.json").read_text())
     assert evo["n_scored"] == 4 + 4  # population 4, then 2 mutations + 2 crossovers (or random fill)
     gdas = json.loads((study / "results" / "search" / "gdas.json").read_text())
     assert len(gdas["alphas"]) == 2 and len(gdas["alphas"][0]) == 14 and len(gdas["alphas"][0][0]) == 8
     plots = {p.name for p in (study / "results" / "plots").glob("*.png")}
-    assert {"alphas_gdas.png", "alphas_darts-v1.png", "angle_vs_ground_truth.png"} <= plots
+    assert {"alphas_gdas.png", "angle_vs_ground_truth.png"} <= plots
     assert {"rlnas", "searches"} <= set(load_workbook(study / "results" / "report.xlsx").sheetnames)
