@@ -8,7 +8,7 @@ $(VENV)/.installed: pyproject.toml
 	@echo "nasflow: creating $(VENV) and installing PyTorch, Snakemake, DVC and the rest from the package registries"
 	@echo "nasflow: (~6 GB with torch's CUDA libraries; a few minutes; pip lists each package as it goes)"
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --progress-bar off -e '.[pipeline,test,search]' 2>&1 | grep -E '^(Collecting|Successfully|ERROR|error)' || true
+	$(PY) -m pip install --progress-bar off -e '.[pipeline,test,search]' 2>&1 | grep --line-buffered -E '^(Collecting|Successfully|ERROR|error)' || true
 	$(PY) -c 'import nasflow, torch, snakemake, dvc' || { echo "nasflow: install failed (rerun without the filter: $(PY) -m pip install -e '.[pipeline,test,search]')"; exit 1; }
 	@echo "nasflow: installed into $(VENV)"
 	touch $@
