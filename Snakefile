@@ -34,6 +34,7 @@ include: "workflow/rules/sample.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/rlnas.smk"
 include: "workflow/rules/search.smk"
+include: "workflow/rules/zero_cost.smk"
 include: "workflow/rules/bpe_search.smk"
 include: "workflow/rules/report.smk"
 

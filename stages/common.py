@@ -107,15 +107,10 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
     for key, spec in schema["properties"]["supernet"]["properties"].items():
         if "default" in spec:
             params["supernet"].setdefault(key, spec["default"])
-    for name in params["search"]["estimators"]:
-        ok = (name.startswith("proxy_") and name[len("proxy_"):] in [*settings, *chosen]) or name == "table" or any(
-            name == f"{ind}_{lab}" for ind in ("angle", "supernet_acc") for lab in params["supernet"]["labels"])
-        if not ok:
-            raise ParamsError(f"{source}: search.estimators: unknown estimator {name!r} (use proxy_<setting>, table, "
-                              f"or angle_<labels> / supernet_acc_<labels> for a label kind in supernet.labels)")
-        if name == "table" and not table_path(params):
-            raise ParamsError(f"{source}: search.estimators: 'table' needs bench_search.table or a ground-truth table")
     params["search"].setdefault("table_column", "cifar10_test_acc_12ep_one_seed")
+    for section in ("estimators", "zero_cost"):
+        params[section] = _with_defaults(params.get(section) or {}, schema["properties"][section])
+    _check_estimators(params, settings=[*settings, *chosen], source=source)
     if params["space"] != "nb201":  # the NB201 table and the enumeration of all cells exist for NB201 only
         if params["ground_truth"]["source"] == "table":
             raise ParamsError(f"{source}: ground_truth.source: the table holds NB201 cells; use retrain in the {params['space']} space")
@@ -142,6 +137,55 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
             params["data"].setdefault(key, spec["default"])
     params["report"].setdefault("bootstrap", 1000)
     return params
+
+
+def _with_defaults(section: dict, spec: dict) -> dict:
+    """`section` with the schema's defaults filled in, nested objects included."""
+    out = dict(section)
+    for key, sub in spec.get("properties", {}).items():
+        if sub.get("type") == "object" and "properties" in sub:
+            out[key] = _with_defaults(out.get(key) or {}, sub)
+        elif "default" in sub:
+            out.setdefault(key, sub["default"])
+    return out
+
+
+def _check_estimators(params: dict, *, settings: list[str], source: str) -> None:
+    """Every estimator named in search.estimators, estimators.extra and estimators.ensembles is registered and has
+    what it needs (nasflow.estimators.registry)."""
+    from nasflow.estimators import registry
+
+    est = params["estimators"]
+    try:
+        registry.load_plugins(est["plugins"])
+    except ParamsError as e:
+        raise ParamsError(f"{source}: {e}") from None
+    methods = params["differentiable"]["methods"]
+    where = [("search.estimators", n) for n in params["search"]["estimators"]]
+    where += [("estimators.extra", n) for n in est["extra"]]
+    where += [(f"estimators.ensembles.{v}", n) for v, members in est["ensembles"].items() for n in members]
+    for key, name in where:
+        try:
+            needs = registry.get(name).needs
+        except ParamsError as e:
+            raise ParamsError(f"{source}: {key}: {e}") from None
+        for need in needs:
+            kind, _, what = need.partition(":")
+            problem = None
+            if kind == "proxy" and what not in settings:
+                problem = f"unknown setting {what!r} (defined: {', '.join(settings)})"
+            elif kind == "supernet" and (what not in params["supernet"]["labels"] if what else not params["supernet"]["labels"]):
+                problem = f"needs a {what + '-label ' if what else ''}supernet (supernet.labels: {params['supernet']['labels']})"
+            elif kind == "table" and not table_path(params):
+                problem = "needs bench_search.table or a ground-truth table"
+            elif kind == "differentiable" and what not in methods:
+                problem = f"needs {what} in differentiable.methods ({', '.join(methods) or 'none'})"
+            elif kind == "batch" and key != "search.estimators" and name not in params["zero_cost"]["proxies"]:
+                problem = f"is computed by the zero_cost stage: add it to zero_cost.proxies"
+            if problem:
+                raise ParamsError(f"{source}: {key}: {name}: {problem}")
+    if params["space"] != "nb201" and any(s != "sampled" for s in params["zero_cost"]["arch_sets"]):
+        raise ParamsError(f"{source}: zero_cost.arch_sets: extra and all enumerate the nb201 space only (use [sampled])")
 
 
 def _check_mobilenet_settings(settings: dict, source: str) -> None:

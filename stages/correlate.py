@@ -1,101 +1,118 @@
 """DAG node `correlate`: one table of every estimator's score per arch (results/estimates.csv) and one row
 of rank correlations per estimator against the ground truth (results/correlation.csv).
 
+The estimators are every registered name the params ask for (stages.estimation.correlated_names: the proxy
+settings and their learning-curve estimators, the supernet ones, the zero-cost proxies, `estimators.extra`), each
+run through nasflow.estimators.registry on the ground truth's archs in a ResultsContext: it reads what the DAG's
+stages computed, so nothing trains here. Then the `estimators.ensembles` (rank averages of those columns; cost:
+the sum of theirs).
+
 A supernet estimator's cost per arch is its scoring time plus the supernet's training time shared out over
-the sampled archs. When the ground truth is a table and every cell was scored by angle, a row
-`<angle column>_all_archs` gives the angle's correlation over the whole space.
+the sampled archs. When the ground truth is a table, a row `<name>_all_archs` gives the supernet angle's or a
+zero-cost proxy's correlation over every NB201 cell it scored, and `<name>_extra` a zero-cost proxy's over the
+`zero_cost.extra_archs` more cells.
 
 A diverged training (a result with `status: diverged`, NaN accuracy) is never a score: its estimates.csv cell
 is empty, the `<estimator>_status` / `ground_truth_status` columns (after the seconds columns) say `ok` or
 `diverged`, and each correlation row counts only the archs where both the estimate and the ground truth are
-finite (`n`).
+finite (`n`). Tables are written through pandas.
 """
-import csv
 import math
+from pathlib import Path
 
 from nasflow.analysis.correlation import correlation_row
-from nasflow.errors import CheckpointError
+from nasflow.errors import ParamsError
 from stages.common import atomic_path, load_params, main_guard, parser, read_results, supernet_estimators
+from stages.estimation import ResultsContext, correlated_names
 
 CORRELATION_COLUMNS = ["estimator", "n", "kendall_tau", "kendall_tau_low", "kendall_tau_high", "spearman_rho",
                        "pearson_r", "top10_overlap", "seconds_per_arch"]
 
 
-def _by_id(path, *keys) -> tuple[dict, dict]:
-    """{id: result} and the whole document; every result checked to have an id and `keys`."""
-    doc = read_results(path, keys=("id", *keys))
-    return {r["id"]: r for r in doc["results"]}, doc
+def _number(v) -> float:
+    return math.nan if v is None else float(v)
+
+
+def _over_other_archs(params, args, opts) -> list[dict]:
+    """Correlation rows over arch sets beyond the sampled ones, against the ground-truth table."""
+    from nasflow.bench import load_table
+
+    gt = params["ground_truth"]
+    if gt["source"] != "table":
+        return []
+    table = load_table(gt["path"], gt["column"])
+    rows = []
+
+    def row(name, doc, key, extra_seconds=0.0):
+        res = doc["results"]
+        rows.append(correlation_row(name, [_number(r[key]) for r in res], [table[r["arch"]] for r in res],
+                                    [r[f"{key}_seconds"] + extra_seconds for r in res], **opts))
+
+    if "all" in params["supernet"]["arch_sets"]:
+        for column, labels, ind in supernet_estimators(params):
+            if ind == "angle":
+                doc = read_results(f"{args.scores_dir}/{labels}-all.json", keys=("arch", "angle", "angle_seconds"))
+                share = (doc.get("supernet_train_seconds") or 0.0) / max(len(doc["results"]), 1)
+                row(f"{column}_all_archs", doc, "angle", share)
+    zc = params["zero_cost"]
+    for arch_set, suffix in (("extra", "_extra"), ("all", "_all_archs")):
+        if zc["proxies"] and arch_set in zc["arch_sets"]:
+            doc = read_results(f"{args.zero_cost_dir}/{arch_set}.json", keys=("arch",))
+            for proxy in zc["proxies"]:
+                row(f"{proxy}{suffix}", doc, proxy)
+    return rows
 
 
 @main_guard
 def main():
+    import pandas as pd
+
+    from nasflow.estimators import registry
+
     p = parser(__doc__)
     p.add_argument("--proxy-dir", default="results/proxy", help="where <setting>.json of each proxy setting lies")
     p.add_argument("--scores-dir", default="results/scores", help="where <labels>-<arch set>.json supernet scores lie")
+    p.add_argument("--zero-cost-dir", default="results/zero_cost", help="where <arch set>.json zero-cost scores lie")
     p.add_argument("--ground-truth", required=True)
     p.add_argument("--estimates", default="results/estimates.csv")
     p.add_argument("--correlation", default="results/correlation.csv")
     args = p.parse_args()
     params = load_params(args.params)
-    truth, _ = _by_id(args.ground_truth, "arch", "final_acc", "seconds")
-    ids = sorted(truth)
+    truth = sorted(read_results(args.ground_truth, keys=("id", "arch", "final_acc", "seconds"))["results"],
+                   key=lambda r: r["id"])
+    archs = [r["arch"] for r in truth]
+    ctx = ResultsContext(params, proxy_dir=args.proxy_dir, scores_dir=args.scores_dir,
+                         zero_cost_file=Path(args.zero_cost_dir) / "sampled.json")
 
-    # estimator column -> ({id: score}, {id: seconds}); and -> {id: status} ("ok" | "diverged")
-    estimators: dict[str, tuple[dict, dict]] = {}
-    statuses: dict[str, dict] = {}
-    for name in params["proxy"]["settings"]:
-        res, _ = _by_id(f"{args.proxy_dir}/{name}.json", "final_acc", "seconds")
-        estimators[f"proxy_{name}"] = ({i: r["final_acc"] for i, r in res.items()},
-                                       {i: r["seconds"] for i, r in res.items()})
-        statuses[f"proxy_{name}"] = {i: r.get("status", "ok") for i, r in res.items()}
-    sampled = "sampled" in params["supernet"]["arch_sets"]
-    for column, labels, ind in supernet_estimators(params) if sampled else []:
-        res, doc = _by_id(f"{args.scores_dir}/{labels}-sampled.json", ind, f"{ind}_seconds")
-        share = (doc.get("supernet_train_seconds") or 0.0) / max(len(res), 1)
-        estimators[column] = ({i: r[ind] for i, r in res.items()},
-                              {i: r[f"{ind}_seconds"] + share for i, r in res.items()})
-        statuses[column] = {i: r.get("status", "ok") for i, r in res.items()}
-    for name, (scores, _) in estimators.items():
-        if sorted(scores) != ids:
-            where = f"{args.proxy_dir}/{name[len('proxy_'):]}.json" if name.startswith("proxy_") else args.scores_dir
-            raise CheckpointError(f"{where}: {name} scored a different set of archs than the ground truth "
-                                  f"{args.ground_truth} (rerun the stages that write them)")
+    scores, seconds, statuses = {}, {}, {}
+    for name in correlated_names(params):
+        estimates = registry.get(name)(archs, ctx)
+        scores[name] = [e.score for e in estimates]
+        seconds[name] = [e.seconds for e in estimates]
+        statuses[name] = [e.status for e in estimates]
+    for name, members in params["estimators"]["ensembles"].items():
+        unknown = [m for m in members if m not in scores]
+        if unknown:
+            raise ParamsError(f"{args.params}: estimators.ensembles.{name}: {', '.join(unknown)} not correlated here "
+                              f"(correlated: {', '.join(scores)})")
+        scores[name] = registry.vote_scores([scores[m] for m in members])
+        seconds[name] = [sum(seconds[m][i] for m in members) for i in range(len(archs))]
+        statuses[name] = ["ok" if all(statuses[m][i] == "ok" for m in members) else "diverged" for i in range(len(archs))]
 
-    def cell(v):  # NaN (a diverged training) or None: an empty cell, never a number
-        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else v
+    gt = [_number(r["final_acc"]) for r in truth]
+    table = {"arch": archs, **scores, "ground_truth": gt,
+             **{f"{n}_seconds": [round(s, 4) for s in seconds[n]] for n in scores},
+             "ground_truth_seconds": [round(r["seconds"], 3) for r in truth],
+             **{f"{n}_status": statuses[n] for n in scores},
+             "ground_truth_status": [r.get("status", "ok") for r in truth]}
+    with atomic_path(args.estimates) as tmp:
+        pd.DataFrame(table).to_csv(tmp, index=False)  # NaN (no score) is an empty cell, never a number
 
-    columns = ["arch", *estimators, "ground_truth", *(f"{n}_seconds" for n in estimators), "ground_truth_seconds",
-               *(f"{n}_status" for n in estimators), "ground_truth_status"]
-    with atomic_path(args.estimates) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(columns)
-        for i in ids:
-            w.writerow([truth[i]["arch"], *(cell(estimators[n][0][i]) for n in estimators), cell(truth[i]["final_acc"]),
-                        *(round(estimators[n][1][i], 4) for n in estimators), round(truth[i]["seconds"], 3),
-                        *(statuses[n][i] for n in estimators), truth[i].get("status", "ok")])
-
-    gt = [truth[i]["final_acc"] for i in ids]
     opts = dict(n_boot=params["report"]["bootstrap"], seed=params["seed"])
-    rows = [correlation_row(n, [scores[i] for i in ids], gt, [secs[i] for i in ids], **opts)
-            for n, (scores, secs) in estimators.items()]
-    gt_params = params["ground_truth"]
-    if gt_params["source"] == "table" and "all" in params["supernet"]["arch_sets"]:
-        from nasflow.bench import load_table
-
-        table = load_table(gt_params["path"], gt_params["column"])
-        for column, labels, ind in supernet_estimators(params):
-            if ind != "angle":
-                continue
-            res, doc = _by_id(f"{args.scores_dir}/{labels}-all.json", "arch", "angle", "angle_seconds")
-            archs = [r["arch"] for r in res.values()]
-            share = (doc.get("supernet_train_seconds") or 0.0) / max(len(res), 1)
-            rows.append(correlation_row(f"{column}_all_archs", [r["angle"] for r in res.values()],
-                                        [table[a] for a in archs],
-                                        [r["angle_seconds"] + share for r in res.values()], **opts))
-    with atomic_path(args.correlation) as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, CORRELATION_COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
+    rows = [correlation_row(n, scores[n], gt, seconds[n], **opts) for n in scores]
+    rows += _over_other_archs(params, args, opts)
+    with atomic_path(args.correlation) as tmp:
+        pd.DataFrame(rows, columns=CORRELATION_COLUMNS).to_csv(tmp, index=False)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import math
 import shutil
 from pathlib import Path
 
-from nasflow.analysis import report
+from nasflow.analysis import frontier, report
 from nasflow.errors import CheckpointError
 from stages.common import (atomic_path, load_params, main_guard, parser, provenance, proxy_setting, read_results,
                            supernet_estimators, write_json)
@@ -98,6 +98,17 @@ def _num_classes(data: dict) -> int | None:
         return None
 
 
+def _frontier(correlation_csv, ground_truth_column):
+    """The frontier table (nasflow.analysis.frontier) of correlation.csv, each estimator's family from the registry."""
+    import pandas as pd
+
+    from nasflow.estimators.registry import family_of
+
+    table = pd.read_csv(correlation_csv)
+    families = {frontier.base_name(e): family_of(e) for e in table["estimator"]}
+    return frontier.frontier_table(table, families, ground_truth_column)
+
+
 @main_guard
 def main():
     p = parser(__doc__)
@@ -140,11 +151,13 @@ def main():
                                     num_classes=num_classes)
 
     bpe = _budget_search(params, args.bpe_search_dir, gt_label)
+    frontier_rows = _frontier(args.correlation, gt.get("column") if gt["source"] == "table" else None)
 
     with atomic_path(args.xlsx) as tmp:
         report.write_workbook(tmp, settings={n: proxy_setting(params, n) for n in params["proxy"]["settings"]},
                               estimates=estimates, correlation=correlation, ground_truth_label=gt_label, about=about,
-                              found=found, diverged=diverged, warnings=warnings, bpe_search=bpe)
+                              found=found, diverged=diverged, warnings=warnings, bpe_search=bpe,
+                              frontier=frontier_rows)
 
     # build the plot folder beside the target and swap it in whole
     plots = Path(args.plots)
@@ -161,6 +174,8 @@ def main():
                                       chance=100.0 / num_classes if num_classes else None)
     report.plot_correlation_vs_cost(tmp_dir / "correlation_vs_cost.png", correlation,
                                     warnings=report.summary_lines(warnings))
+    frontier.plot_frontier(tmp_dir / "frontier.png", frontier_rows, title=f"Cost–quality frontier: every estimator "
+                           f"against {gt_label} ({len(estimates)} sampled archs)")
     if searches:
         report.plot_best_so_far(tmp_dir / "search_best_so_far.png", searches, found)
     if params["differentiable"]["methods"]:

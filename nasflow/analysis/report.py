@@ -223,12 +223,12 @@ def summary_lines(warnings: list[dict]) -> list[str]:
 def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], correlation: list[dict],
                    ground_truth_label: str, about: dict, found: list[dict] | None = None,
                    diverged: list[dict] | None = None, warnings: list[dict] | None = None,
-                   bpe_search: dict | None = None) -> None:
+                   bpe_search: dict | None = None, frontier=None) -> None:
     """settings: proxy setting name -> setting dict; estimates: rows of estimates.csv (dicts; a diverged
     training's score NaN or None: an empty cell, left out of Mean/Std); found: the searches' picks with their
     ground truth (results/found.json's results); diverged: {"estimator", "arch", "epoch"} per diverged training
     (sheet `diverged`, which says "none" when there is none); warnings: find_warnings' rows (sheet `warnings`,
-    "none" when there is none)."""
+    "none" when there is none); frontier: nasflow.analysis.frontier.frontier_table's DataFrame (sheet `frontier`)."""
     wb = Workbook()
 
     ws = wb.active
@@ -357,6 +357,10 @@ def write_workbook(path, *, settings: dict[str, dict], estimates: list[dict], co
     _finish_sheet(ws, max_width=120)
     if bpe_search:  # the budget search's sheets: add_bpe_search_sheets' keyword arguments
         add_bpe_search_sheets(wb, **bpe_search)
+    if frontier is not None:
+        from nasflow.analysis.frontier import add_frontier_sheet  # it builds on this module's helpers
+
+        add_frontier_sheet(wb, frontier)
     wb.save(path)
 
 

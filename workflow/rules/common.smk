@@ -9,6 +9,12 @@ def code(*patterns):
     return sorted(f for p in patterns for f in glob.glob(p))
 
 
+def plugin_files(modules):
+    """The source files of `estimators.plugins` (modules under this folder); an installed package is not tracked."""
+    return [f for m in modules for f in glob.glob(m.replace(".", "/") + ".py")]
+
+
+PLUGIN_CODE = plugin_files(config["estimators"]["plugins"])
 STAGE_CODE = ["stages/common.py", "nasflow/errors.py", "workflow/schemas/params.schema.yaml"]
 TRAIN_CODE = code("stages/training.py", "nasflow/estimators/proxy.py", "nasflow/train.py", "nasflow/data.py",
                   "nasflow/devices.py", "nasflow/spaces/*.py", "nasflow/models/*.py") + STAGE_CODE

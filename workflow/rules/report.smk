@@ -33,8 +33,12 @@ rule correlate:
     input:
         proxy=expand("results/proxy/{setting}.json", setting=PROXY_SETTINGS),
         scores=expand("results/scores/{labels}-{arch_set}.json", labels=LABELS, arch_set=ARCH_SETS),
+        zero_cost=expand("results/zero_cost/{zc_set}.json", zc_set=ZERO_COST_SETS),
+        differentiable=[f"results/search/{m}.json" for m in DIFFERENTIABLE if f"alpha_{m}" in config["estimators"]["extra"]],
         ground_truth="results/ground_truth.json",
-        code=code("stages/correlate.py", "nasflow/analysis/correlation.py") + STAGE_CODE,
+        code=code("stages/correlate.py", "stages/estimation.py", "nasflow/analysis/correlation.py",
+                  "nasflow/estimators/registry.py", "nasflow/estimators/builtin.py",
+                  "nasflow/estimators/learning_curve.py", "nasflow/estimators/table.py") + PLUGIN_CODE + STAGE_CODE,
     output:
         estimates="results/estimates.csv",
         correlation="results/correlation.csv",
@@ -43,11 +47,15 @@ rule correlate:
         seed=config["seed"],
         proxy=PROXY_SETTINGS,
         supernet=config["supernet"],
+        estimators=config["estimators"],
+        zero_cost=ZERO_COST,
+        table_column=config["search"]["table_column"],
     log:
         "results/logs/correlate.log",
     shell:
         "NASFLOW_LOG={log} python -m stages.correlate --params {PARAMS} --proxy-dir results/proxy --scores-dir results/scores"
-        " --ground-truth {input.ground_truth} --estimates {output.estimates} --correlation {output.correlation}"
+        " --zero-cost-dir results/zero_cost --ground-truth {input.ground_truth} --estimates {output.estimates}"
+        " --correlation {output.correlation}"
 
 
 rule report:
@@ -61,7 +69,8 @@ rule report:
         scores=expand("results/scores/{labels}-sampled.json", labels=LABELS) if "sampled" in ARCH_SETS else [],
         ground_truth="results/ground_truth.json",
         bpe_search=BPE_SEARCH_OUTPUTS,
-        code=code("stages/report.py", "nasflow/analysis/report.py") + STAGE_CODE,
+        code=code("stages/report.py", "nasflow/analysis/report.py", "nasflow/analysis/frontier.py",
+                  "nasflow/estimators/registry.py", "nasflow/estimators/builtin.py") + PLUGIN_CODE + STAGE_CODE,
     output:
         xlsx="results/report.xlsx",
         metrics="results/metrics.json",

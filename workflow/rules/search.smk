@@ -3,20 +3,29 @@ SEARCH = config["search"]
 SEARCHES = [f"results/search/{s}_{e}.json" for s in SEARCH["strategies"] for e in SEARCH["estimators"]]
 HAS_TABLE = bool(config["bench_search"].get("table") or config["ground_truth"]["source"] == "table")
 
+import re
+
 from stages.search_setting import estimator_setting
 
 
 def search_inputs(w):
-    """A supernet estimator needs its trained supernet; a proxy needs nothing upstream (it shares the cache)."""
-    name = w.estimator
-    if name.startswith(("angle_", "supernet_acc_")):
-        return [f"results/supernet/{name.rsplit('_', 1)[1]}/final.pt"]
-    return []
+    """What the estimator needs upstream (nasflow.estimators.registry): a supernet estimator its trained supernet,
+    alpha_<method> its differentiable search; a proxy or learning-curve estimator nothing (it shares the cache)."""
+    from nasflow.estimators import registry
+
+    files = []
+    for need in registry.get(w.estimator).needs:
+        kind, _, what = need.partition(":")
+        if kind == "supernet":
+            files += [f"results/supernet/{what or config['supernet']['labels'][0]}/final.pt"]
+        elif kind == "differentiable":
+            files += [f"results/search/{what}.json"]
+    return files
 
 
 wildcard_constraints:
     strategy="rs|rea|reinforce|bohb",
-    estimator="proxy_[a-z0-9_]+|table|angle_(random|true)|supernet_acc_(random|true)",
+    estimator="|".join(re.escape(e) for e in SEARCH["estimators"]) or "none",
 
 
 rule search_setting:
@@ -39,7 +48,8 @@ rule search:
     input:
         search_inputs,
         setting="results/search_setting/{estimator}.json",
-        code=code("stages/search.py", "nasflow/search/*.py", "nasflow/estimators/*.py") + TRAIN_CODE,
+        code=code("stages/search.py", "stages/estimation.py", "nasflow/search/*.py", "nasflow/estimators/*.py")
+        + PLUGIN_CODE + TRAIN_CODE,
     output:
         "results/search/{strategy}_{estimator}.json",
     params:

@@ -1,0 +1,165 @@
+"""The two Contexts estimators run in (nasflow.estimators.registry): `ResultsContext` reads what the DAG's stages
+computed (correlate, report); `ComputeContext` trains and scores on demand (a search), sharing proxy_train's
+per-arch cache. Both know the DAG's file layout; the estimators do not."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from nasflow.errors import CheckpointError, DivergedError, ParamsError
+from nasflow.estimators.registry import Estimate
+from stages.common import proxy_setting, read_results, table_path
+
+
+def correlated_names(params: dict) -> list[str]:
+    """Every estimator correlate scores over the sampled archs, in the order of estimates.csv's columns: the
+    proxy settings, their learning-curve estimators, the supernet ones, the zero-cost proxies, the table, then
+    `estimators.extra` (any registered name, a plugin's included)."""
+    from stages.common import supernet_estimators
+
+    est = params["estimators"]
+    lc = est["learning_curve"]
+    names = []
+    for s in params["proxy"]["settings"]:
+        names.append(f"proxy_{s}")
+        names += [f"{kind}_{s}" for kind in lc["kinds"]]
+        epochs = proxy_setting(params, s)["epochs"] if s in params["settings"] else None
+        names += [f"acc_{s}_e{k}" for k in lc["acc_epochs"] if epochs is None or k < epochs]
+    if "sampled" in params["supernet"]["arch_sets"]:
+        names += [column for column, _, _ in supernet_estimators(params)]
+    if "sampled" in params["zero_cost"]["arch_sets"]:
+        names += list(params["zero_cost"]["proxies"])
+    names += [n for n in est["extra"] if n not in names]
+    return names
+
+
+def _by_arch(path, keys=()) -> tuple[dict, dict]:
+    doc = read_results(path, keys=("arch", *keys))
+    return {r["arch"]: r for r in doc["results"]}, doc
+
+
+class _Common:
+    def __init__(self, params: dict):
+        self.params = params
+        self._tables: dict = {}
+
+    def table(self, column: str, archs):
+        from nasflow.estimators.table import TableEstimator
+
+        path = table_path(self.params)
+        if not path:
+            raise ParamsError("the table estimator needs bench_search.table or a ground-truth table")
+        if column not in self._tables:
+            self._tables[column] = TableEstimator(path, column)
+        return [Estimate(*self._tables[column](a)) for a in archs]
+
+    def differentiable(self, method: str) -> dict:
+        path = Path("results/search") / f"{method}.json"
+        if method not in self.params["differentiable"]["methods"]:
+            raise ParamsError(f"alpha_{method}: {method} is not in differentiable.methods")
+        return read_results(path, rows=None, top=("alphas",))
+
+
+class ResultsContext(_Common):
+    """Reads results/proxy/<setting>.json, results/scores/<labels>-sampled.json, results/zero_cost/<set>.json."""
+
+    def __init__(self, params: dict, *, proxy_dir="results/proxy", scores_dir="results/scores",
+                 zero_cost_file="results/zero_cost/sampled.json"):
+        super().__init__(params)
+        self.proxy_dir, self.scores_dir, self.zero_cost_file = Path(proxy_dir), Path(scores_dir), Path(zero_cost_file)
+        self._docs: dict = {}
+
+    def _lookup(self, path: Path, keys, archs, what: str) -> tuple[list[dict], dict]:
+        if path not in self._docs:
+            self._docs[path] = _by_arch(path, keys)
+        rows, doc = self._docs[path]
+        missing = [a for a in archs if a not in rows]
+        if missing:
+            raise CheckpointError(f"{path}: {what} has no result for {len(missing)} of the archs (e.g. {missing[0]}); "
+                                  f"rerun the stages that write it")
+        return [rows[a] for a in archs], doc
+
+    def trained(self, setting, archs):
+        return self._lookup(self.proxy_dir / f"{setting}.json", ("final_acc", "seconds"), archs, f"proxy_{setting}")[0]
+
+    def supernet(self, labels, indicator, archs):
+        rows, doc = self._lookup(self.scores_dir / f"{labels}-sampled.json", (indicator, f"{indicator}_seconds"), archs,
+                                 f"the {labels}-label supernet")
+        share = (doc.get("supernet_train_seconds") or 0.0) / max(len(doc["results"]), 1)
+        return [Estimate(r[indicator] if r.get("status", "ok") == "ok" else math.nan,
+                         r[f"{indicator}_seconds"] + share, r.get("status", "ok")) for r in rows]
+
+    def zero_cost(self, proxy, archs):
+        rows, doc = self._lookup(self.zero_cost_file, (), archs, "the zero-cost stage")
+        if proxy not in doc.get("proxies", []):
+            raise CheckpointError(f"{self.zero_cost_file}: no {proxy} scores (add it to zero_cost.proxies and rerun)")
+        return [Estimate(math.nan if r[proxy] is None else r[proxy], r[f"{proxy}_seconds"]) for r in rows]
+
+
+class ComputeContext(_Common):
+    """Trains (through proxy_train's per-arch cache and locks) and scores on demand, on `device`."""
+
+    def __init__(self, params: dict, space, device):
+        super().__init__(params)
+        self.space, self.device = space, device
+        self._scorers: dict = {}
+        self._batch = None
+
+    def trained(self, setting, archs):
+        from nasflow.estimators.proxy import train_archs
+        from stages.training import cache_name, load_splits, work_dir
+
+        values = proxy_setting(self.params, setting)
+        work = work_dir(self.params, cache_name(self.params, setting, values), values)
+        return train_archs(list(archs), space=self.space, setting=values, splits=load_splits(self.params, values),
+                           seed=self.params["seed"], device=self.device, work_dir=work)
+
+    def supernet(self, labels, indicator, archs):
+        from nasflow.estimators.rlnas import SupernetScorer, load_state
+        from stages.training import load_splits
+
+        key = (labels, indicator)
+        if key not in self._scorers:
+            sn = self.params["supernet"]
+            setting = self.params["settings"][sn["setting"]]
+            init, _ = load_state(f"results/supernet/{labels}/init.pt")
+            final, meta = load_state(f"results/supernet/{labels}/final.pt")
+            if meta.get("status", "ok") != "ok":
+                raise DivergedError(f"the {labels}-label supernet diverged (epoch {meta.get('diverged_epoch')})")
+            splits = load_splits(self.params, setting) if indicator == "supernet_acc" else None
+            self._scorers[key] = SupernetScorer(init, final, setting, splits, seed=self.params["seed"],
+                                                device=self.device, bn_batches=sn["bn_batches"],
+                                                max_eval=sn["max_eval"], space=self.params["space"])
+        scores, seconds = self._scorers[key].score(indicator, list(archs))
+        return [Estimate(s, seconds / max(len(archs), 1)) for s in scores]
+
+    def zero_cost(self, proxy, archs):
+        if self._batch is None:
+            self._batch = zero_cost_batch(self.params, self.device)
+        rows = zero_cost_rows(self.params, self.space, archs, [proxy], self.device, self._batch)
+        return [Estimate(r[proxy], r[f"{proxy}_seconds"]) for r in rows]
+
+
+def zero_cost_batch(params: dict, device) -> tuple:
+    """(images, labels, num_classes): the first seeded training batch of `zero_cost.batch_size` images at
+    `zero_cost.image_size`, the one batch every zero-cost proxy sees."""
+    from nasflow.data import load_dataset
+    from nasflow.estimators import zero_cost
+
+    zc, d = params["zero_cost"], params["data"]
+    splits = load_dataset(d["dataset"], root=d["root"], path=d["path"], download=d["download"],
+                          split_seed=params["seed"], subset=d["subset"], image_size=zc["image_size"])
+    images, labels = zero_cost.train_batch(splits, batch_size=zc["batch_size"], seed=params["seed"], device=device)
+    return images, labels, splits.num_classes
+
+
+def zero_cost_rows(params: dict, space, archs, proxies, device, batch: tuple) -> list[dict]:
+    """nasflow.estimators.zero_cost.score_archs on `batch` (zero_cost_batch), the network at params'
+    `zero_cost` channels and depth."""
+    from nasflow.estimators import zero_cost
+
+    zc = params["zero_cost"]
+    images, labels, num_classes = batch
+    depth = {"darts": zc["layers"], "nb201": zc["cells_per_stage"]}.get(space.NAME)  # mobilenet: fixed depth
+    return zero_cost.score_archs(archs, space=space, channels=zc["channels"], depth=depth, num_classes=num_classes,
+                                 batch=images, labels=labels, proxies=proxies, seed=params["seed"], device=device)

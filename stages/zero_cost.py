@@ -1,0 +1,83 @@
+"""DAG node `zero_cost`: every proxy of `zero_cost.proxies` (nasflow.estimators.zero_cost) on one shard of an arch
+set, on one seeded training batch, with each proxy's seconds per arch.
+
+Arch sets: `sampled` (results/archs.jsonl), `extra` (`zero_cost.extra_archs` more NB201 cells, drawn seeded from
+the cells not sampled: the set the ρ per proxy over many cells is measured on), `all` (every NB201 cell, 15,625).
+Shards take every n-th arch (`--shard i/n`), as proxy training does; a gather merges them.
+
+    python -m stages.zero_cost --params params.yaml --arch-set sampled --shard 0/2 --out results/zero_cost/sampled/shard-0-of-2.json
+"""
+import random
+import sys
+import time
+
+from nasflow.errors import ParamsError
+from stages.common import configure_torch, load_params, main_guard, parse_shard, parser, provenance, write_json
+from stages.estimation import zero_cost_batch, zero_cost_rows
+from stages.training import read_archs
+
+ARCH_SETS = ("sampled", "extra", "all")
+
+
+def arch_set(params: dict, name: str, archs_path) -> list[dict]:
+    """The {id, arch} records of an arch set, ids in the set's order."""
+    from nasflow.spaces import get_space
+
+    space = get_space(params["space"])
+    if name == "sampled":
+        return read_archs(archs_path)
+    if not hasattr(space, "enumerate_all"):
+        raise ParamsError(f"zero_cost.arch_sets: {name!r} enumerates the nb201 space only; the {space.NAME} space is too large")
+    cells = space.enumerate_all()
+    if name == "all":
+        return [{"id": i, "arch": a} for i, a in enumerate(cells)]
+    sampled = {space.canonical(r["arch"]) for r in read_archs(archs_path)}
+    rest = [a for a in cells if a not in sampled]
+    n = params["zero_cost"]["extra_archs"]
+    if n > len(rest):
+        raise ParamsError(f"zero_cost.extra_archs: {n} cells asked, only {len(rest)} are not sampled")
+    return [{"id": i, "arch": a} for i, a in enumerate(random.Random(params["seed"]).sample(rest, n))]
+
+
+@main_guard
+def main():
+    from nasflow.devices import claim_device, describe
+    from nasflow.spaces import get_space
+
+    p = parser(__doc__)
+    p.add_argument("--arch-set", required=True, choices=ARCH_SETS)
+    p.add_argument("--archs", default="results/archs.jsonl", help="the sampled archs (JSONL)")
+    p.add_argument("--shard", type=parse_shard, default=(0, 1), metavar="i/n")
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    params = load_params(args.params)
+    configure_torch(params)
+    space = get_space(params["space"])
+    i, n = args.shard
+    records = arch_set(params, args.arch_set, args.archs)[i::n]
+    archs = [space.canonical(r["arch"]) for r in records]
+    proxies = params["zero_cost"]["proxies"]
+    start = time.time()
+    with claim_device(params["device"]) as device:
+        print(f"zero_cost {args.arch_set}, shard {i}/{n}: {len(archs)} archs x {len(proxies)} proxies on "
+              f"{describe(device)}", file=sys.stderr, flush=True)
+        batch = zero_cost_batch(params, device) if proxies else None
+        rows = [] if proxies else [{"arch": a} for a in archs]  # none asked (DVC runs the stage regardless)
+        for k, arch in enumerate(archs if proxies else []):  # one at a time, so the log shows progress
+            rows += zero_cost_rows(params, space, [arch], proxies, device, batch)
+            if (k + 1) % 25 == 0 or k + 1 == len(archs):
+                print(f"zero_cost {args.arch_set}: {k + 1}/{len(archs)} archs, {time.time() - start:.0f} s",
+                      file=sys.stderr, flush=True)
+        device_name = describe(device)
+    results = [{"id": r["id"], **row} for r, row in zip(records, rows)]
+    zc = params["zero_cost"]
+    write_json(args.out, {
+        "kind": "zero_cost", "arch_set": args.arch_set, "proxies": proxies, "shard": list(args.shard),
+        "network": {k: zc[k] for k in ("channels", "cells_per_stage", "layers", "image_size", "batch_size")},
+        "device": device_name, "seconds": time.time() - start, "results": results,
+        "provenance": provenance(params, inputs=[args.archs] if args.arch_set != "all" else []),
+    })
+
+
+if __name__ == "__main__":
+    main()
