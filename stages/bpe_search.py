@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 from nasflow.errors import CheckpointError, ParamsError
-from stages.common import (configure_torch, load_params, main_guard, parser, provenance, read_json, read_results,
-                           write_json, atomic_path)
+from stages.common import (claim, configure_torch, load_params, main_guard, parser, provenance, read_json,
+                           read_results, write_json, atomic_path)
 
 OUT = Path("results/bpe_search")
 COLUMNS_AFTER = ["n", "kendall_tau", "spearman_rho", "seconds_per_arch", "gpu_hours_per_arch"]
@@ -104,7 +104,7 @@ def _search_archs(params: dict, cfg: dict, archs_path: str) -> list[dict]:
 
 
 def train(params: dict, r: int, name: str, *, archs_path: str = "results/archs.jsonl", out: Path = OUT) -> None:
-    from nasflow.devices import claim_device, describe
+    from nasflow.devices import describe
     from nasflow.estimators.proxy import train_archs
     from nasflow.spaces import get_space
     from stages.training import cache_name, load_splits, work_dir
@@ -123,7 +123,7 @@ def train(params: dict, r: int, name: str, *, archs_path: str = "results/archs.j
     cache = work_dir(params, cache_name(params, "bpe_search", setting), setting)
     splits = load_splits(params, setting)
     start = time.time()
-    with claim_device(params["device"]) as device:
+    with claim(params) as device:
         print(f"bpe_search round {r}, setting {name}: {len(archs)} archs on {describe(device)}, cache {cache}",
               file=sys.stderr, flush=True)
         results = train_archs(archs, space=space, setting=setting, splits=splits, seed=params["seed"],

@@ -136,6 +136,7 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
         if "default" in spec:
             params["data"].setdefault(key, spec["default"])
     params["report"].setdefault("bootstrap", 1000)
+    params["parallel"].setdefault("jobs_per_gpu", 1)
     return params
 
 
@@ -181,7 +182,7 @@ def _check_estimators(params: dict, *, settings: list[str], source: str) -> None
             elif kind == "differentiable" and what not in methods:
                 problem = f"needs {what} in differentiable.methods ({', '.join(methods) or 'none'})"
             elif kind == "batch" and key != "search.estimators" and name not in params["zero_cost"]["proxies"]:
-                problem = f"is computed by the zero_cost stage: add it to zero_cost.proxies"
+                problem = "is computed by the zero_cost stage: add it to zero_cost.proxies"
             if problem:
                 raise ParamsError(f"{source}: {key}: {name}: {problem}")
     if params["space"] != "nb201" and any(s != "sampled" for s in params["zero_cost"]["arch_sets"]):
@@ -489,6 +490,13 @@ def configure_torch(params: dict) -> None:
     import torch
 
     torch.set_num_threads(params["threads"])
+
+
+def claim(params: dict):
+    """nasflow.devices.claim_device for this job: params' device, parallel.jobs_per_gpu jobs per GPU."""
+    from nasflow.devices import claim_device
+
+    return claim_device(params["device"], jobs_per_gpu=params["parallel"]["jobs_per_gpu"])
 
 
 def write_resolved_params(config: dict, path: str | os.PathLike) -> str:

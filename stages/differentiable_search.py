@@ -19,7 +19,7 @@ import sys
 import time
 
 from nasflow.errors import ParamsError
-from stages.common import configure_torch, load_params, main_guard, parser, provenance, write_json
+from stages.common import claim, configure_torch, load_params, main_guard, parser, provenance, write_json
 from stages.training import load_splits, work_dir
 
 # key -> run_search keyword (None: not passed through)
@@ -98,7 +98,7 @@ def search_config(params: dict, method: str) -> dict:
 
 def run(params: dict, method: str, out, *, progress: bool = True) -> dict:
     """Run the search of `method` under `params` and write its JSON to `out`; returns the record."""
-    from nasflow.devices import claim_device, describe
+    from nasflow.devices import describe
     from nasflow.search.differentiable import run_search
 
     cfg = search_config(params, method)
@@ -107,7 +107,7 @@ def run(params: dict, method: str, out, *, progress: bool = True) -> dict:
     splits = load_splits(params, setting)
     work = work_dir(params, f"search-{method}", setting)
     start = time.time()
-    with claim_device(params["device"]) as device:
+    with claim(params) as device:
         result = run_search(method, splits, **cfg, seed=params["seed"], device=device,
                             checkpoint=work / "search.pt", progress=progress)
         device_name = describe(device)

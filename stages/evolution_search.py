@@ -9,13 +9,13 @@ rejected before they are scored."""
 import sys
 import time
 
-from stages.common import configure_torch, load_params, main_guard, parser, provenance, write_json
+from stages.common import claim, configure_torch, load_params, main_guard, parser, provenance, write_json
 from stages.training import load_splits
 
 
 @main_guard
 def main():
-    from nasflow.devices import claim_device, describe
+    from nasflow.devices import describe
     from nasflow.estimators.rlnas import INDICATORS, LABELS, SupernetScorer, load_state
     from nasflow.search.rlnas_evolution import evolution_search, flops_limit
     from nasflow.spaces import get_space
@@ -46,7 +46,7 @@ def main():
         found, device_name = {"best": None, "best_score": None, "topk": [], "history": [], "n_scored": 0}, None
     else:
         splits = load_splits(params, setting) if args.indicator == "supernet_acc" else None
-        with claim_device(params["device"]) as device:
+        with claim(params) as device:
             scorer = SupernetScorer(init, final, setting, splits, seed=params["seed"], device=device,
                                     bn_batches=sn["bn_batches"], max_eval=sn["max_eval"], space=params["space"])
             found = evolution_search(lambda archs: scorer.score(args.indicator, archs)[0], space=space,

@@ -6,8 +6,8 @@ retrained pick that diverges gets NaN with `ground_truth_status: diverged`."""
 import math
 import time
 
-from stages.common import (configure_torch, load_params, main_guard, parse_shard, parser, provenance, read_results,
-                           search_names, write_json)
+from stages.common import (claim, configure_torch, load_params, main_guard, parse_shard, parser, provenance,
+                           read_results, search_names, write_json)
 from stages.training import load_splits, work_dir
 
 
@@ -38,11 +38,10 @@ def main():
 
         truth = [{"final_acc": acc, "seconds": 0.0} for acc in lookup(archs, gt["path"], gt["column"])]
     else:
-        from nasflow.devices import claim_device
         from nasflow.estimators.proxy import train_archs
 
         setting = params["settings"][gt["setting"]]
-        with claim_device(params["device"]) as device:
+        with claim(params) as device:
             truth = train_archs(archs, space=space, setting=setting, splits=load_splits(params, setting),
                                 seed=params["seed"], device=device,
                                 work_dir=work_dir(params, gt["setting"], setting))

@@ -7,13 +7,13 @@ A supernet trained to a non-finite loss (meta `status: diverged`) gives every ar
 import math
 
 from nasflow.errors import ParamsError
-from stages.common import configure_torch, load_params, main_guard, parse_shard, parser, provenance, write_json
+from stages.common import claim, configure_torch, load_params, main_guard, parse_shard, parser, provenance, write_json
 from stages.training import load_splits, read_archs
 
 
 @main_guard
 def main():
-    from nasflow.devices import claim_device, describe
+    from nasflow.devices import describe
     from nasflow.estimators.rlnas import INDICATORS, LABELS, SupernetScorer, load_state
     from nasflow.spaces import get_space
 
@@ -49,7 +49,7 @@ def main():
         device_name = None
     else:
         splits = load_splits(params, setting) if "supernet_acc" in indicators else None
-        with claim_device(params["device"]) as device:
+        with claim(params) as device:
             scorer = SupernetScorer(init, final, setting, splits, seed=params["seed"], device=device,
                                     bn_batches=sn["bn_batches"], max_eval=sn["max_eval"], space=params["space"])
             for ind in indicators:

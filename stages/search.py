@@ -14,13 +14,13 @@ import sys
 import time
 
 from nasflow.errors import DivergedError, ParamsError
-from stages.common import configure_torch, load_params, main_guard, parser, provenance, write_json
+from stages.common import claim, configure_torch, load_params, main_guard, parser, provenance, write_json
 from stages.estimation import ComputeContext
 
 
 @main_guard
 def main():
-    from nasflow.devices import claim_device, describe
+    from nasflow.devices import describe
     from nasflow.estimators import registry
     from nasflow.search import Budget, get_strategy
     from nasflow.spaces import get_space
@@ -38,7 +38,7 @@ def main():
     space = get_space(params["space"])
     start = time.time()
     strategy = get_strategy(args.strategy)
-    with claim_device(params["device"]) as device:
+    with claim(params) as device:
         estimator = registry.for_search(args.estimator, ComputeContext(params, space, device))
         name = f"{args.strategy}_{args.estimator}"
         try:

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import torch
 
-from stages.common import atomic_path, configure_torch, load_params, main_guard, parser, plain, provenance
+from stages.common import atomic_path, claim, configure_torch, load_params, main_guard, parser, plain, provenance
 from stages.training import load_splits, work_dir
 
 
 @main_guard
 def main():
-    from nasflow.devices import claim_device, describe
+    from nasflow.devices import describe
     from nasflow.estimators.rlnas import LABELS, train_supernet
 
     p = parser(__doc__)
@@ -32,7 +32,7 @@ def main():
     start = time.time()
     # the gradient reset shapes the trained weights: it is part of the work directory's digest
     shaped = {**setting, "grad_reset": sn["grad_reset"]}
-    with claim_device(params["device"]) as device:
+    with claim(params) as device:
         out = train_supernet(setting, splits, labels=args.labels, seed=params["seed"], device=device,
                              work_dir=work_dir(params, f"supernet_{args.labels}", shaped), space=params["space"],
                              grad_reset=sn["grad_reset"])

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from nasflow.errors import CheckpointError
-from stages.common import configure_torch, provenance, proxy_setting, write_json
+from stages.common import claim, configure_torch, provenance, proxy_setting, write_json
 
 
 def read_archs(path, shard=(0, 1)) -> list[dict]:
@@ -56,7 +56,7 @@ def cache_name(params: dict, name: str, setting: dict) -> str:
 
 
 def run_training(params: dict, setting_name: str, *, kind: str, shard, archs_path, out) -> None:
-    from nasflow.devices import claim_device, describe
+    from nasflow.devices import describe
     from nasflow.estimators.proxy import train_archs
     from nasflow.spaces import get_space
 
@@ -69,7 +69,7 @@ def run_training(params: dict, setting_name: str, *, kind: str, shard, archs_pat
     work = work_dir(params, cache_name(params, setting_name, setting), setting)
     splits = load_splits(params, setting)
     start = time.time()
-    with claim_device(params["device"]) as device:
+    with claim(params) as device:
         print(f"{kind} {setting_name}, shard {shard[0]}/{shard[1]}: {len(records)} archs on {describe(device)}, "
               f"cache {work}", file=sys.stderr, flush=True)
         results = train_archs([r["arch"] for r in records], space=space, setting=setting, splits=splits,

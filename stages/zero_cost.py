@@ -58,7 +58,7 @@ def main():
     archs = [space.canonical(r["arch"]) for r in records]
     proxies = params["zero_cost"]["proxies"]
     start = time.time()
-    with claim_device(params["device"]) as device:
+    with claim_device(params["device"], jobs_per_gpu=params["parallel"]["jobs_per_gpu"]) as device:
         print(f"zero_cost {args.arch_set}, shard {i}/{n}: {len(archs)} archs x {len(proxies)} proxies on "
               f"{describe(device)}", file=sys.stderr, flush=True)
         batch = zero_cost_batch(params, device) if proxies else None

@@ -151,7 +151,7 @@ def test_two_processes_train_each_shared_arch_once(tmp_path):
     jobs = [a[0:4], [a[3], a[2], a[1], a[4]]]  # three archs in common, met in opposite orders
     log, work = tmp_path / "trained.log", tmp_path / "work"
     setting = {**SETTING, "epochs": 2}
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # two jobs, one core each: no oversubscription
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(log), str(work), json.dumps(j), json.dumps(setting)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for j in jobs]
     outs = []

@@ -139,9 +139,16 @@ def test_snakefile_rejects_bad_params_in_one_line(tmp_path, engine_env):
     assert not (study / "results").exists()
 
 
+def with_frontier(params):
+    """`params` plus a learning-curve estimator, two zero-cost proxies (a tiny network) and a vote of two."""
+    return {**params, "estimators": {"learning_curve": {"kinds": ["sotl"]}, "ensembles": {"vote": ["params", "proxy_bpe1"]}},
+            "zero_cost": {"proxies": ["params", "synflow"], "channels": 4, "cells_per_stage": 1, "image_size": 8,
+                          "batch_size": 16}}
+
+
 @pytest.mark.slow
 def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
-    study = make_study(tmp_path, with_budget_search())
+    study = make_study(tmp_path, with_frontier(with_budget_search()))
     done = run([sys.executable, "-m", "snakemake", "--cores", "2", "--resources", "gpu=2"], study, engine_env)
     results = study / "results"
     est = read_csv(results / "estimates.csv")
@@ -153,8 +160,8 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
         shown = "n/a" if tau != tau else f"{tau:+.3f}"
         assert re.search(rf"{re.escape(c['estimator'])}\s+τ {re.escape(shown)}", said), c
     assert "Skipped:\n  - bench_search" in said and "rlnas_random_angle: ground truth" in said
-    estimators = ["proxy_bpe1", "proxy_bpe2", "proxy_bpe_search", "angle_random", "supernet_acc_random", "angle_true",
-                  "supernet_acc_true"]
+    estimators = ["proxy_bpe1", "sotl_bpe1", "proxy_bpe2", "sotl_bpe2", "proxy_bpe_search", "sotl_bpe_search",
+                  "angle_random", "supernet_acc_random", "angle_true", "supernet_acc_true", "params", "synflow", "vote"]
     assert list(est[0]) == ["arch", *estimators, "ground_truth", *(f"{e}_seconds" for e in estimators),
                             "ground_truth_seconds", *(f"{e}_status" for e in estimators), "ground_truth_status"]
     assert {r[f"{e}_status"] for r in est for e in estimators} == {"ok"}
@@ -168,9 +175,19 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     for f in found:  # a found arch that was also sampled gets the same retrained accuracy (shared cache)
         assert f["arch"] not in gt or f["ground_truth"] == gt[f["arch"]]
     assert len(json.loads((results / "scores" / "random-all.json").read_text())["results"]) == 15625
-    assert (results / "report.xlsx").stat().st_size > 0
+    # the frontier sheet holds correlation.csv's numbers, each estimator with its registry family
+    sheet = list(load_workbook(results / "report.xlsx")["frontier"].iter_rows(values_only=True))
+    header = list(sheet[0])
+    rows = {r[0]: dict(zip(header, r)) for r in sheet[1:len(corr) + 1]}
+    assert set(rows) == set(estimators)
+    for c in corr:
+        for key in ("kendall_tau", "kendall_tau_low", "kendall_tau_high", "spearman_rho", "seconds_per_arch"):
+            want = float(c[key]) if c[key] else None
+            assert rows[c["estimator"]][key] == pytest.approx(want, rel=1e-12), (c["estimator"], key)
+    assert {rows[e]["family"] for e in ("sotl_bpe1", "params", "vote", "angle_true")} == {
+        "learning curve", "zero-cost", "ensemble", "supernet"}
     assert sorted(p.name for p in (results / "plots").glob("*.png")) == sorted(
-        ["correlation_vs_cost.png", "search_best_so_far.png", "alphas_gdas.png", "alphas_darts-v2.png",
+        ["correlation_vs_cost.png", "frontier.png", "search_best_so_far.png", "alphas_gdas.png", "alphas_darts-v2.png",
          *(f"{e}_vs_ground_truth.png" for e in estimators),
          *(f"bpe_search_{p}.png" for p in ("objective_vs_cost", "importance", "objective_2d"))])
     assert {"rlnas", "searches", "bpe_search", "importance"} <= set(load_workbook(results / "report.xlsx").sheetnames)

@@ -106,3 +106,16 @@ def test_defaults_are_neutral_and_filled_in_defaults_are_named(capsys):
     err = capsys.readouterr().err.splitlines()
     assert err == ["params.yaml: settings.bpe1: filled in defaults grad_clip=null",
                    "params.yaml: settings.full: filled in defaults momentum=0.9, nesterov=false, grad_clip=null"]
+
+
+def test_jobs_per_gpu_defaults_to_one_and_is_checked():
+    params = copy.deepcopy(DEFAULT)
+    params["parallel"].pop("jobs_per_gpu", None)
+    assert validate_params(params)["parallel"]["jobs_per_gpu"] == 1
+    params = copy.deepcopy(DEFAULT)
+    params["parallel"]["jobs_per_gpu"] = 3
+    assert validate_params(params)["parallel"]["jobs_per_gpu"] == 3
+    for bad, message in [(0, "0 is less than the minimum of 1"), (1.5, "1.5 is not of type 'integer'")]:
+        params["parallel"]["jobs_per_gpu"] = bad
+        with pytest.raises(ParamsError, match=f"parallel.jobs_per_gpu: {message}"):
+            validate_params(params)

@@ -169,16 +169,17 @@ def family_of(name: str) -> str:
     return get(name).family
 
 
-def vote_scores(columns: Sequence[Sequence[float]]) -> list[float]:
+def vote_scores(columns: Sequence[Sequence[float]], *, nan_ranks_lowest: bool = False) -> list[float]:
     """Rank-average ensemble over archs: per arch the mean over estimators of its rank (1 = lowest score, ties
-    averaged); an arch without a score (NaN) in any member has none. Abdelfattah et al.'s vote ranks the same way."""
+    averaged). An arch without a score (NaN: a diverged training) in any member has none, unless
+    `nan_ranks_lowest` (a zero-cost proxy's NaN is a disconnected cell: the worst)."""
     import numpy as np
     from scipy.stats import rankdata
 
-    if not columns:
+    if not len(columns):
         raise ParamsError("vote: no estimators given")
-    values = np.array(columns, dtype=np.float64)
-    missing = np.isnan(values).any(axis=0)
+    values = np.array(columns, dtype=np.float64).reshape(len(columns), -1)
+    missing = np.isnan(values).any(axis=0) & (not nan_ranks_lowest)
     ranks = np.array([rankdata(np.where(np.isnan(v), -np.inf, v)) for v in values])
     return [math.nan if m else float(r) for m, r in zip(missing, ranks.mean(axis=0))]
 

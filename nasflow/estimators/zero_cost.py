@@ -475,20 +475,17 @@ def score_archs(archs: Sequence, *, space, channels: int, depth: int, num_classe
 def vote(rows: Sequence[Mapping], names: Sequence[str]) -> list[float]:
     """Rank-average ensemble: for each row, the mean over `names` of its rank among the rows (1 = lowest
     value, ties averaged; NaN ranks lowest). Higher = better, like every proxy here."""
-    from scipy.stats import rankdata
+    from nasflow.estimators.registry import vote_scores
 
     if not names:
         raise ParamsError("vote: no estimator names given")
     if not rows:
         return []
-    ranks = []
-    for name in names:
-        try:
-            values = np.array([float(row[name]) for row in rows], dtype=np.float64)
-        except KeyError:
-            raise ParamsError(f"vote: estimator {name!r} is missing from a row") from None
-        ranks.append(rankdata(np.where(np.isnan(values), -np.inf, values)))
-    return [float(v) for v in np.mean(ranks, axis=0)]
+    try:
+        columns = [[float(row[name]) for row in rows] for name in names]
+    except KeyError as e:
+        raise ParamsError(f"vote: estimator {e.args[0]!r} is missing from a row") from None
+    return vote_scores(columns, nan_ranks_lowest=True)
 
 
 def train_batch(splits, *, batch_size: int, seed: int = 0, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,6 +1,8 @@
 # Per-architecture training, fanned out in shards (`--shard i/n`) and merged by a gather rule.
 # Training rules ask for one `gpu` each: `--resources gpu=N` bounds how many run at once; the stage itself
-# claims a free device (Snakemake assigns no device ids).
+# claims a free device (Snakemake assigns no device ids). With `parallel.jobs_per_gpu: K` up to K jobs share
+# one GPU (each claims one of its K slots, spreading over the GPUs first), so on G GPUs run
+# `snakemake --resources gpu=<G*K>`: `gpu` then counts slots, not GPUs. More jobs than G*K just wait for a slot.
 
 
 def chosen_budget(w):
