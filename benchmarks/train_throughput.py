@@ -1,21 +1,34 @@
-"""Training images/s: nasflow's engine (DeviceLoader + nasflow.train) vs a plain PyTorch DataLoader loop.
+"""Training images/s: nasflow's engine (DeviceLoader + nasflow.train) vs a plain PyTorch DataLoader loop,
+each in both memory formats, so that the input pipeline's gain and the memory format's gain are told apart.
 
 Both sides train the same model (same init), with the same SGD (momentum 0.9, Nesterov, wd 5e-4), batch
-size, loss, gradient clipping (5) and fp32, for one warm-up epoch and then one timed epoch over the same
-images. Only the input pipeline and the loop differ:
+size, loss, gradient clipping (5) and fp32, for one warm-up epoch and then timed epochs over the same
+images. Only the input pipeline, the loop and the memory format differ:
 
   ours   the split lives on the device, resized + normalised once; crop (pad image_size//8) + flip are
-         one batched gather on the device; losses stay on the device until the epoch ends; model and
-         batches channels_last. "ours, NCHW" is the same with channels_last off, to separate the input
-         pipeline's share of the gain from the memory format's.
+         one batched gather on the device; losses stay on the device until the epoch ends. "ours CL":
+         model and batches channels_last (nasflow.train's default); "ours NCHW": channels_last off.
   plain  a torchvision-style Dataset over the same uint8 images: PIL RandomCrop(32, padding=4) +
          RandomHorizontalFlip (+ Resize(16) for 16 px settings, as BPE does) + ToTensor + Normalize,
-         torch DataLoader(shuffle, num_workers 0 and 2; persistent workers, pin_memory on CUDA) --
-         the better of the two is the baseline.
+         torch DataLoader(shuffle, num_workers 0 and 2; persistent workers, pin_memory on CUDA).
+         "plain CL": model.to(memory_format=torch.channels_last) and each batch made channels_last
+         (`.contiguous(memory_format=torch.channels_last)`) once on the device; "plain NCHW": neither.
 
-Each variant runs one warm-up epoch, then `--repeats` timed epochs, interleaved round-robin (ours, plain
-w=0, plain w=2, ours, ...) so that load from other processes hits all variants alike; the table gives the
-best and the median. For ours the timed part is the training phase of the epoch (`train_seconds` in
+The table gives two shares, each a ratio of images/s (best epoch / best epoch, in brackets median / median):
+
+  pipeline  ours / best plain at the same memory format (CL / CL, NCHW / NCHW): what the input pipeline
+            and the loop buy, the format held fixed. "best plain" is the faster worker count of that format
+            (named in the cell; by best epoch, and by median epoch for the median ratio).
+  format    CL / NCHW within ours, and within plain (best plain CL / best plain NCHW, whose worker
+            counts may differ; the JSON also has it per worker count): what channels_last buys.
+
+Their product, ours CL / best plain NCHW, is what this table called "ours / best plain" before the plain
+loop had a channels_last variant; the JSON keeps it as `combined`. With `--precision 16` ours runs bf16
+autocast on CUDA and plain stays fp32, so the pipeline share then includes the precision too.
+
+Each variant runs one warm-up epoch, then `--repeats` timed epochs, interleaved round-robin (ours CL, ours
+NCHW, plain w=0 CL, plain w=0 NCHW, plain w=2 CL, ..., ours CL, ...) so that load from other processes hits
+all variants alike. For ours the timed part is the training phase of the epoch (`train_seconds` in
 nasflow.train's history: evaluation excluded); its per-call setup (moving/resizing the split, resuming the
 checkpoint that lets the runs interleave) is reported separately.
 
@@ -25,7 +38,8 @@ checkpoint that lets the runs interleave) is reported separately.
     python benchmarks/train_throughput.py --model darts-supernet --sizes rlnas-darts-small   # RLNAS, DARTS space
     python benchmarks/train_throughput.py --model mobilenet-supernet --sizes rlnas-mobilenet-small  # MobileNet
 
-Writes a markdown table to stdout and JSON to benchmarks/out/train_throughput.json.
+Writes a markdown table to stdout and JSON to benchmarks/out/train_throughput.json: per setting, every
+variant's warm-up, best, median and all epochs (`variants`), the best plain per format, and both shares.
 """
 
 from __future__ import annotations
@@ -59,6 +73,9 @@ SIZES = {"bpe1": (8, 2, 16), "bpe2": (16, 5, 16), "full": (16, 5, 32),
          "rlnas-darts": (16, 8, 32), "rlnas-darts-small": (8, 5, 16),  # (C, layers, px) for --model darts-supernet
          # (stem width: 10 = width multiplier 0.25, choice blocks (fixed), px) for --model mobilenet-supernet
          "rlnas-mobilenet": (40, 21, 224), "rlnas-mobilenet-small": (10, 21, 32)}
+
+MEMORY_FORMATS = {"cl": True, "nchw": False}  # variant-key suffix -> channels_last
+FORMAT_LABELS = {"cl": "CL", "nchw": "NCHW"}
 
 
 # ------------------------------------------------------------------------------------------- models
@@ -140,9 +157,11 @@ def plain_transform(src_size: int, image_size: int, mean, std):
 
 
 class PlainRunner:
-    """A plain DataLoader loop, one epoch per call (the DataLoader and its workers persist)."""
+    """A plain DataLoader loop, one epoch per call (the DataLoader and its workers persist); with
+    `channels_last` the model and each batch (once on the device) are channels_last, as a user would."""
 
-    def __init__(self, model, splits: Splits, cfg: TrainConfig, device, workers: int, seed: int):
+    def __init__(self, model, splits: Splits, cfg: TrainConfig, device, workers: int, seed: int,
+                 channels_last: bool):
         x_hwc = splits.x_train.permute(0, 2, 3, 1).contiguous().numpy()
         ds = PlainDataset(x_hwc, splits.y_train.numpy(),
                           plain_transform(x_hwc.shape[1], cfg.image_size, splits.mean, splits.std))
@@ -151,6 +170,8 @@ class PlainRunner:
             persistent_workers=workers > 0, pin_memory=device.type == "cuda",
             generator=torch.Generator().manual_seed(seed))
         self.model, self.device, self.cfg = model.to(device).train(), device, cfg
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self.opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
                                    weight_decay=cfg.weight_decay)
 
@@ -164,6 +185,7 @@ class PlainRunner:
         t0 = time.perf_counter()
         for x, y in self.loader:
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            x = x.contiguous(memory_format=self.memory_format)  # a no-op for NCHW
             loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -205,6 +227,38 @@ class OursRunner:
 
     def close(self):
         self.ckpt.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------ shares
+
+def ratio(num: dict, den: dict) -> dict:
+    return {"best": num["best"] / den["best"], "median": num["median"] / den["median"]}
+
+
+def shares(variants: dict, workers: list[int]) -> dict:
+    """The best plain per memory format, and the two shares of the gain (module docstring), from the
+    variants' best/median images/s. The best plain's best and median may come from different worker counts."""
+    plain_best = {}
+    for fmt in MEMORY_FORMATS:
+        plain = [f"plain_w{w}_{fmt}" for w in workers]
+        by_best = max(plain, key=lambda k: variants[k]["best"])
+        by_median = max(plain, key=lambda k: variants[k]["median"])
+        plain_best[fmt] = {"best": variants[by_best]["best"], "median": variants[by_median]["median"],
+                           "by_best": by_best, "by_median": by_median}
+    pipeline = {fmt: ratio(variants[f"ours_{fmt}"], plain_best[fmt]) for fmt in MEMORY_FORMATS}
+    fmt_share = {"ours": ratio(variants["ours_cl"], variants["ours_nchw"]),
+                 "plain_best": ratio(plain_best["cl"], plain_best["nchw"])}
+    fmt_share.update({f"plain_w{w}": ratio(variants[f"plain_w{w}_cl"], variants[f"plain_w{w}_nchw"])
+                      for w in workers})
+    return {"plain_best": plain_best, "pipeline_share": pipeline, "format_share": fmt_share,
+            "combined": ratio(variants["ours_cl"], plain_best["nchw"])}
+
+
+def best_plain_label(row: dict, fmt: str) -> str:
+    """'w=2', or 'w=2 (w=0)' when the best median came from another worker count than the best epoch."""
+    best = row["plain_best"][fmt]
+    ws = [row["variants"][best[by]]["workers"] for by in ("by_best", "by_median")]
+    return f"w={ws[0]}" if ws[0] == ws[1] else f"w={ws[0]} (w={ws[1]})"
 
 
 # -------------------------------------------------------------------------------------------- main
@@ -260,12 +314,17 @@ def main(argv=None) -> int:
                 return factory(C, N, splits.num_classes, px)
 
             n_params = sum(p.numel() for p in fresh().parameters())
-            cfg_nchw = dataclasses.replace(cfg, channels_last=False)
-            runners = {"ours": OursRunner(fresh(), splits, cfg, device, args.seed, tmp_dir / f"{size}.pt"),
-                       "ours_nchw": OursRunner(fresh(), splits, cfg_nchw, device, args.seed,
-                                               tmp_dir / f"{size}-nchw.pt")}
+            runners, specs = {}, {}  # variant key -> runner; -> (loop, DataLoader workers, memory format)
+            for fmt, channels_last in MEMORY_FORMATS.items():
+                runners[f"ours_{fmt}"] = OursRunner(fresh(), splits,
+                                                    dataclasses.replace(cfg, channels_last=channels_last),
+                                                    device, args.seed, tmp_dir / f"{size}-{fmt}.pt")
+                specs[f"ours_{fmt}"] = ("ours", None, fmt)
             for w in workers:
-                runners[f"plain_w{w}"] = PlainRunner(fresh(), splits, cfg, device, w, args.seed)
+                for fmt, channels_last in MEMORY_FORMATS.items():
+                    runners[f"plain_w{w}_{fmt}"] = PlainRunner(fresh(), splits, cfg, device, w, args.seed,
+                                                               channels_last)
+                    specs[f"plain_w{w}_{fmt}"] = ("plain", w, fmt)
             rates = {k: [] for k in runners}
             try:
                 for rep in range(1 + args.repeats):  # round-robin: contention hits every variant alike
@@ -276,20 +335,17 @@ def main(argv=None) -> int:
             finally:
                 for r in runners.values():
                     r.close()
-            row = {"setting": size, "channels": C, "cells_per_stage": N, "image_size": px,
-                   "batch_size": args.batch_size, "params": n_params, "images": len(splits.y_train),
-                   "ours_setup_seconds": float(np.median(runners["ours"].setup_seconds))}
+            variants = {}
             for k, v in rates.items():
                 timed = v[1:] if len(v) > 1 else v
-                row[k] = {"best": max(timed), "median": float(np.median(timed)), "warmup": v[0],
-                          "all": v}
-            plain = [f"plain_w{w}" for w in workers]
-            best = max(plain, key=lambda k: row[k]["best"])
-            row["plain_best"] = best
-            best_median = max(row[k]["median"] for k in plain)
-            for k in ("ours", "ours_nchw"):
-                row[f"{k}_speedup_best"] = row[k]["best"] / row[best]["best"]
-                row[f"{k}_speedup_median"] = row[k]["median"] / best_median
+                loop, w, fmt = specs[k]
+                variants[k] = {"loop": loop, "workers": w, "memory_format": fmt,
+                               "best": max(timed), "median": float(np.median(timed)), "warmup": v[0], "all": v}
+                if loop == "ours":
+                    variants[k]["setup_seconds_median"] = float(np.median(runners[k].setup_seconds))
+            row = {"setting": size, "channels": C, "cells_per_stage": N, "image_size": px,
+                   "batch_size": args.batch_size, "params": n_params, "images": len(splits.y_train),
+                   "variants": variants, **shares(variants, workers)}
             rows.append(row)
 
     result = {"device": dev_name, "torch": torch.__version__, "python": platform.python_version(),
@@ -298,25 +354,37 @@ def main(argv=None) -> int:
               "data": args.data, "model": model_label, "precision_ours": args.precision,
               "timed": (f"best and median of {args.repeats} epochs per variant after one warm-up epoch, "
                         "interleaved round-robin; ours = training phase only"),
+              "legend": ("variant keys: {ours, plain_w<workers>}_{cl = channels_last, nchw}; pipeline_share[f] "
+                         "= ours_f / plain_best[f]; format_share[x] = x CL / x NCHW; combined = ours_cl / "
+                         "plain_best[nchw]; each ratio as best / best and median / median"),
               "rows": rows}
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, out)
 
-    wcols = " | ".join(f"plain w={w}" for w in workers)
+    vcols = [f"ours {FORMAT_LABELS[f]}" for f in MEMORY_FORMATS]
+    vcols += [f"plain w={w} {FORMAT_LABELS[f]}" for w in workers for f in MEMORY_FORMATS]
+    share_cols = ["pipeline, CL: ours CL / best plain CL", "pipeline, NCHW: ours NCHW / best plain NCHW",
+                  "format, ours: ours CL / ours NCHW", "format, plain: best plain CL / best plain NCHW"]
     print(f"\nTraining images/s on {dev_name}, {model_label}, {rows[0]['images'] if rows else 0} images; "
           f"best (median) of {args.repeats} epochs after a warm-up; load average before "
           f"{load_before[0]:.1f}, after {result['loadavg_after'][0]:.1f}\n")
-    print(f"| setting | C | N | px | batch | params | ours | ours, NCHW | {wcols} | ours / best plain "
-          f"| ours NCHW / best plain |")
-    print("|---|---|---|---|---|---|---|---|" + "---|" * len(workers) + "---|---|")
+    print("| setting | C | N | px | batch | params | " + " | ".join(vcols + share_cols) + " |")
+    print("|---" * (6 + len(vcols) + len(share_cols)) + "|")
     for r in rows:
-        cell = lambda k: f"{r[k]['best']:.0f} ({r[k]['median']:.0f})"  # noqa: E731
-        ratio = lambda k: f"{r[k + '_speedup_best']:.2f}x ({r[k + '_speedup_median']:.2f}x)"  # noqa: E731
-        ws = " | ".join(cell(f"plain_w{w}") for w in workers)
+        v = r["variants"]
+        named = lambda f: best_plain_label(r, f)  # noqa: E731
+        cell = lambda k: f"{v[k]['best']:.0f} ({v[k]['median']:.0f})"  # noqa: E731
+        ratio = lambda q: f"{q['best']:.2f}x ({q['median']:.2f}x)"  # noqa: E731
+        cells = [cell(k) for k in v]
+        cells += [f"{ratio(r['pipeline_share'][f])} vs {named(f)}" for f in MEMORY_FORMATS]
+        cells += [ratio(r["format_share"]["ours"]),
+                  f"{ratio(r['format_share']['plain_best'])}, {named('cl')} / {named('nchw')}"]
         print(f"| {r['setting']} | {r['channels']} | {r['cells_per_stage']} | {r['image_size']} | "
-              f"{r['batch_size']} | {r['params']:,} | {cell('ours')} | {cell('ours_nchw')} | {ws} | "
-              f"{ratio('ours')} | {ratio('ours_nchw')} |")
+              f"{r['batch_size']} | {r['params']:,} | " + " | ".join(cells) + " |")
+    print("\nCL = channels_last. Variant cells: images/s, best (median) epoch. Ratio cells: best / best "
+          "(median / median). best plain = the plain worker count (named) with the most images/s in that "
+          "memory format, by best epoch (by median epoch for the median ratio, in brackets when it differs).")
     print(f"\nJSON: {out}")
     return 0
 

@@ -250,7 +250,7 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
 def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
     from dvc.repo import Repo
 
-    study = make_study(tmp_path, with_budget_search(as_proxy=False))
+    study = make_study(tmp_path, with_frontier(with_budget_search(as_proxy=False)))
     git_init(study, engine_env)
     first = run([sys.executable, "-m", "dvc", "repro"], study, engine_env)
     setting_stages = {"search_setting@proxy_bpe1", "search_setting@angle_random"}
@@ -260,7 +260,7 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
         *(f"evolution_search@{l}-{i}" for l in ("random", "true") for i in ("angle", "supernet_acc")),
         *(f"search@{s}-{e}" for s in ("rs", "rea") for e in ("proxy_bpe1", "angle_random")),
         "differentiable_search@gdas", "differentiable_search@darts-v2",
-        "bench_search", "bpe_search", "found_ground_truth", "correlate", "report"}
+        "bench_search", "bpe_search", "found_ground_truth", "zero_cost@sampled", "correlate", "report"}
     assert len(read_csv(study / "results" / "estimates.csv")) == 4
     assert len(read_csv(study / "results" / "bpe_search" / "settings.csv")) == 4  # DVC: every round in one stage
     assert "bpe_search" in load_workbook(study / "results" / "report.xlsx").sheetnames
