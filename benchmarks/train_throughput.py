@@ -373,13 +373,12 @@ def main(argv=None) -> int:
     print("|---" * (6 + len(vcols) + len(share_cols)) + "|")
     for r in rows:
         v = r["variants"]
-        named = lambda f: best_plain_label(r, f)  # noqa: E731
         cell = lambda k: f"{v[k]['best']:.0f} ({v[k]['median']:.0f})"  # noqa: E731
-        ratio = lambda q: f"{q['best']:.2f}x ({q['median']:.2f}x)"  # noqa: E731
+        times = lambda q: f"{q['best']:.2f}x ({q['median']:.2f}x)"  # noqa: E731
         cells = [cell(k) for k in v]
-        cells += [f"{ratio(r['pipeline_share'][f])} vs {named(f)}" for f in MEMORY_FORMATS]
-        cells += [ratio(r["format_share"]["ours"]),
-                  f"{ratio(r['format_share']['plain_best'])}, {named('cl')} / {named('nchw')}"]
+        cells += [f"{times(r['pipeline_share'][f])} vs {best_plain_label(r, f)}" for f in MEMORY_FORMATS]
+        cells += [times(r["format_share"]["ours"]), f"{times(r['format_share']['plain_best'])}, "
+                  f"{best_plain_label(r, 'cl')} / {best_plain_label(r, 'nchw')}"]
         print(f"| {r['setting']} | {r['channels']} | {r['cells_per_stage']} | {r['image_size']} | "
               f"{r['batch_size']} | {r['params']:,} | " + " | ".join(cells) + " |")
     print("\nCL = channels_last. Variant cells: images/s, best (median) epoch. Ratio cells: best / best "
