@@ -178,3 +178,17 @@ def test_extra_cells_are_seeded_and_not_sampled(tmp_path):
     assert len(extra) == 50 == len({r["arch"] for r in extra}) and not {r["arch"] for r in extra} & set(sampled)
     assert extra == arch_set(params, "extra", archs)
     assert len(arch_set(params, "all", archs)) == 15625
+
+
+def test_snakemake_shards_every_nb201_cell_over_zero_cost_jobs(tmp_path, engine_env):
+    """`zero_cost.arch_sets: [all]` fans all 15,625 cells out over `zero_cost.shards` jobs (a dry run)."""
+    params = yaml.safe_load(yaml.safe_dump(TINY))
+    params.update(zero_cost={"proxies": ["synflow"], "arch_sets": ["sampled", "all"], "shards": 8},
+                  ground_truth={"source": "table", "path": "../shared/data/nb201-accuracies.csv",
+                                "column": "cifar10_test_acc_200ep"})
+    study = make_study(tmp_path, params)
+    out = run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "results/correlation.csv"], study, engine_env)
+    text = out.stdout + out.stderr
+    jobs = {int(m) for m in __import__("re").findall(r"results/zero_cost/all/shard-(\d+)-of-8\.json", text)}
+    assert jobs == set(range(8))
+    assert "results/zero_cost/sampled/shard-7-of-8.json" in text and "results/zero_cost/extra" not in text
