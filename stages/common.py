@@ -185,6 +185,15 @@ def _check_estimators(params: dict, *, settings: list[str], source: str) -> None
                 problem = "is computed by the zero_cost stage: add it to zero_cost.proxies"
             if problem:
                 raise ParamsError(f"{source}: {key}: {name}: {problem}")
+    if est["ensembles"]:
+        from stages.estimation import correlated_names
+
+        correlated = correlated_names(params)
+        for vote, members in est["ensembles"].items():
+            missing = [m for m in members if m not in correlated]
+            if missing:
+                raise ParamsError(f"{source}: estimators.ensembles.{vote}: {', '.join(missing)} is not correlated "
+                                  f"(add it to estimators.extra, or use one of {', '.join(correlated)})")
     if params["space"] != "nb201" and any(s != "sampled" for s in params["zero_cost"]["arch_sets"]):
         raise ParamsError(f"{source}: zero_cost.arch_sets: extra and all enumerate the nb201 space only (use [sampled])")
 

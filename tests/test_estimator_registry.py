@@ -76,6 +76,8 @@ def test_params_name_unknown_estimators_and_unmet_needs_in_one_line():
         check(estimators={"plugins": ["no_such_plugin"]})
     with pytest.raises(ParamsError, match=r"^p.yaml: zero_cost.proxies.*'synflo'"):
         check(zero_cost={"proxies": ["synflo"]})
+    with pytest.raises(ParamsError, match=r"estimators.ensembles.vote: sotl_bpe1 is not correlated"):
+        check(estimators={"ensembles": {"vote": ["proxy_bpe1", "sotl_bpe1"]}})
     filled = check()
     assert filled["zero_cost"]["batch_size"] == 64 and filled["estimators"]["learning_curve"]["kinds"] == []
 
