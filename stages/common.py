@@ -505,7 +505,7 @@ def claim(params: dict):
     """nasflow.devices.claim_device for this job: params' device, parallel.jobs_per_gpu jobs per GPU."""
     from nasflow.devices import claim_device
 
-    return claim_device(params["device"], jobs_per_gpu=params["parallel"]["jobs_per_gpu"])
+    return claim_device(params["device"], jobs_per_gpu=params.get("parallel", {}).get("jobs_per_gpu", 1))
 
 
 def write_resolved_params(config: dict, path: str | os.PathLike) -> str:
