@@ -112,7 +112,7 @@ def main():
     rows = [correlation_row(n, scores[n], gt, seconds[n], **opts) for n in scores]
     rows += _over_other_archs(params, args, opts)
     with atomic_path(args.correlation) as tmp:
-        pd.DataFrame(rows, columns=CORRELATION_COLUMNS).to_csv(tmp, index=False)
+        pd.DataFrame(rows, columns=CORRELATION_COLUMNS).to_csv(tmp, index=False, na_rep="nan")  # as before: "nan"
 
 
 if __name__ == "__main__":

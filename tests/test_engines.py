@@ -44,6 +44,8 @@ TINY = {
                        "batch_size": 64, "epochs": 1, "w_lr": 0.025, "w_wd": 5e-4, "a_lr": 3e-4, "a_wd": 1e-3,
                        "select_num": 4},
     "bench_search": {"table": None},
+    "estimators": {},
+    "zero_cost": {"proxies": [], "arch_sets": ["sampled"]},
     "parallel": {"shards": 2},
     "report": {"bootstrap": 50},
 }
@@ -142,8 +144,8 @@ def test_snakefile_rejects_bad_params_in_one_line(tmp_path, engine_env):
 def with_frontier(params):
     """`params` plus a learning-curve estimator, two zero-cost proxies (a tiny network) and a vote of two."""
     return {**params, "estimators": {"learning_curve": {"kinds": ["sotl"]}, "ensembles": {"vote": ["params", "proxy_bpe1"]}},
-            "zero_cost": {"proxies": ["params", "synflow"], "channels": 4, "cells_per_stage": 1, "image_size": 8,
-                          "batch_size": 16}}
+            "zero_cost": {"proxies": ["params", "synflow"], "arch_sets": ["sampled"], "channels": 4,
+                          "cells_per_stage": 1, "image_size": 8, "batch_size": 16}}
 
 
 @pytest.mark.slow

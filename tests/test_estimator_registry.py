@@ -175,7 +175,7 @@ def test_extra_cells_are_seeded_and_not_sampled(tmp_path):
     archs = tmp_path / "archs.jsonl"
     sampled = nb201.sample(5, seed=0)
     archs.write_text("".join(json.dumps({"id": i, "arch": a}) + "\n" for i, a in enumerate(sampled)))
-    params = validate_params({**yaml.safe_load(yaml.safe_dump(TINY)), "zero_cost": {"extra_archs": 50}})
+    params = validate_params({**yaml.safe_load(yaml.safe_dump(TINY)), "zero_cost": {"proxies": [], "arch_sets": ["sampled"], "extra_archs": 50}})
     extra = arch_set(params, "extra", archs)
     assert len(extra) == 50 == len({r["arch"] for r in extra}) and not {r["arch"] for r in extra} & set(sampled)
     assert extra == arch_set(params, "extra", archs)

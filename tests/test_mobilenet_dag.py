@@ -106,7 +106,7 @@ def _check_workbook(path, est: list[dict]) -> None:
 
 
 def _check_plots(plots) -> None:
-    expected = ["correlation_vs_cost.png", "search_best_so_far.png", *(f"{e}_vs_ground_truth.png" for e in ESTIMATORS)]
+    expected = ["correlation_vs_cost.png", "frontier.png", "search_best_so_far.png", *(f"{e}_vs_ground_truth.png" for e in ESTIMATORS)]
     # no alphas (no differentiable search); Snakemake also leaves a .snakemake_timestamp in a directory output
     assert sorted(p.name for p in plots.glob("*.png")) == sorted(expected)
     for name in expected:
