@@ -80,6 +80,11 @@ def test_on_front_matches_a_hand_computed_front():
                                                                  "D": True}
     assert list(table["estimator"]) == ["T", "A", "B", "C", "D"]
     assert table["published_value"].isna().all()
+    # a row over other cells (B_extra: better and cheaper than all) is not compared with the sampled archs' rows
+    extra = pd.concat([df, df.iloc[[1]].assign(estimator="B_extra", kendall_tau=0.99, seconds_per_arch=0.0)])
+    table = frontier_table(extra, {n: "budgeted training" for n in "ABCD"} | {"T": "table"}, None)
+    assert dict(zip(table["estimator"], table["on_front"])) == {"T": True, "A": False, "B": True, "C": False,
+                                                                 "D": True, "B_extra": False}
 
 
 def test_unknown_family_is_a_params_error(correlation):

@@ -100,11 +100,18 @@ def _anchors(rows: dict[str, dict], ground_truth_column: str | None) -> dict[str
 
 # ---------------------------------------------------------------------------------------------- table
 
+def _front(records: list[dict], metric: str) -> list[int]:
+    """Indices of the Pareto front of `metric` against cost among the rows over the sampled archs: a row over other
+    cells (`_all_archs`, `_extra`) is not compared with them."""
+    same = [i for i, r in enumerate(records) if not str(r["estimator"]).endswith(SUFFIXES)]
+    return [same[j] for j in pareto_front([records[i] for i in same], metric, "seconds_per_arch")]
+
+
 def frontier_table(correlation: pd.DataFrame, families: Mapping[str, str],
                    ground_truth_column: str | None) -> pd.DataFrame:
     """One row per estimator of `correlation` (results/correlation.csv as a DataFrame), its numbers unchanged, with
     its family (`families`: base name -> one of FAMILIES), on_front (on the Pareto front of Kendall τ against
-    seconds per arch) and the published value for `ground_truth_column` (a column of nb201-accuracies.csv; None or
+    seconds per arch, among the rows over the sampled archs) and the published value for `ground_truth_column` (a column of nb201-accuracies.csv; None or
     a column without published values: no anchors); sorted by cost per arch (no cost last)."""
     missing = [c for c in CORRELATION_COLUMNS if c not in correlation.columns]
     if missing:
@@ -127,7 +134,7 @@ def frontier_table(correlation: pd.DataFrame, families: Mapping[str, str],
     table = correlation.loc[:, list(CORRELATION_COLUMNS)].copy()
     table.insert(1, "family", [families[base_name(n)] for n in names])
     records = table.to_dict("records")
-    front = set(pareto_front(records, "kendall_tau", "seconds_per_arch"))
+    front = set(_front(records, "kendall_tau"))
     table["on_front"] = [i in front for i in range(len(records))]
     anchors = _anchors(dict(zip(names, records)), ground_truth_column)
     table["published_metric"] = pd.Series([anchors[n][0] if n in anchors else None for n in names],
@@ -156,8 +163,9 @@ def _native(v):
 def frontier_notes(table: pd.DataFrame) -> list[str]:
     """The lines under the frontier sheet: what the front is, and each published anchor against ours."""
     lines = ["on_front: on the Pareto front of Kendall τ against cost per arch: no other estimator has a τ at least as "
-             "high for at most its cost (one of the two strictly); without a finite τ or cost, not on it. A cost of "
-             "0 s is a table look-up.",
+             "high for at most its cost (one of the two strictly), among the estimators over the sampled archs (rows "
+             "over other cells, _all_archs and _extra, are not compared); without a finite τ or cost, not on it. A "
+             "cost of 0 s is a table look-up.",
              "published_*: the value published for the same estimator and ground truth (../shared/REFERENCE.md), "
              "to read ours against; n is the number of cells ours is over."]
     anchored = [r for r in table.to_dict("records") if _finite(r["published_value"])]
@@ -227,7 +235,7 @@ def _draw_panel(ax, points: list[dict], metric: str, x_of, n_usual, right: float
                     ls="", zorder=3, gid="published")
             xs, ys, texts, colours = [*xs, x], [*ys, published], [*texts, "published"], [*colours, colour]
             extent.append(published)
-    front = [points[i] for i in pareto_front(points, metric, "seconds_per_arch")]
+    front = [points[i] for i in _front(points, metric)]
     if front:
         levels = [float(r[metric]) for r in front]
         ax.step([*(x_of(r["seconds_per_arch"]) for r in front), right], [*levels, levels[-1]], where="post",
