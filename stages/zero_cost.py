@@ -12,7 +12,7 @@ import sys
 import time
 
 from nasflow.errors import ParamsError
-from stages.common import configure_torch, load_params, main_guard, parse_shard, parser, provenance, write_json
+from stages.common import claim, configure_torch, load_params, main_guard, parse_shard, parser, provenance, write_json
 from stages.estimation import zero_cost_batch, zero_cost_rows
 from stages.training import read_archs
 
@@ -41,7 +41,7 @@ def arch_set(params: dict, name: str, archs_path) -> list[dict]:
 
 @main_guard
 def main():
-    from nasflow.devices import claim_device, describe
+    from nasflow.devices import describe
     from nasflow.spaces import get_space
 
     p = parser(__doc__)
@@ -58,7 +58,7 @@ def main():
     archs = [space.canonical(r["arch"]) for r in records]
     proxies = params["zero_cost"]["proxies"]
     start = time.time()
-    with claim_device(params["device"], jobs_per_gpu=params["parallel"]["jobs_per_gpu"]) as device:
+    with claim(params) as device:
         print(f"zero_cost {args.arch_set}, shard {i}/{n}: {len(archs)} archs x {len(proxies)} proxies on "
               f"{describe(device)}", file=sys.stderr, flush=True)
         batch = zero_cost_batch(params, device) if proxies else None
