@@ -221,14 +221,18 @@ def _draw_panel(ax, points: list[dict], metric: str, x_of, n_usual, right: float
         x, y = x_of(r["seconds_per_arch"]), float(r[metric])
         low, high = r["kendall_tau_low"], r["kendall_tau_high"]
         interval = metric == "kendall_tau" and _finite(low) and _finite(high)
+        anchored = r["published_metric"] == metric and _finite(r["published_value"])
+        # a row over other cells (_all_archs, _extra) is context: faded, and named only where it meets its anchor
+        other = str(r["estimator"]).endswith(SUFFIXES)
         bars = ax.errorbar([x], [y], yerr=[[y - low], [high - y]] if interval else None, fmt=marker, color=colour,
-                           ms=10 if marker == "*" else 7, capsize=3, zorder=3)
+                           ms=10 if marker == "*" else 7, capsize=3, zorder=3, alpha=0.45 if other else 1.0)
         bars.lines[0].set_gid("estimator")  # the point (its caps and bar are lines too)
         extent += [y, float(low), float(high)] if interval else [y]
         n = int(r["n"]) if _finite(r["n"]) else None
-        xs, ys, colours = [*xs, x], [*ys, y], [*colours, colour]
-        texts.append(r["estimator"] if n in (n_usual, None) else f"{r['estimator']} (n = {n:,})")
-        if r["published_metric"] == metric and _finite(r["published_value"]):
+        if anchored or not other:
+            xs, ys, colours = [*xs, x], [*ys, y], [*colours, colour]
+            texts.append(r["estimator"] if n in (n_usual, None) else f"{r['estimator']} (n = {n:,})")
+        if anchored:
             published = float(r["published_value"])
             ax.plot([x, x], [y, published], color=colour, lw=0.7, zorder=2, gid="anchor line")
             ax.plot([x], [published], marker=marker, ms=10 if marker == "*" else 7, mfc="none", mec=colour, mew=1.3,
