@@ -23,7 +23,7 @@ from pathlib import Path
 from nasflow.analysis.correlation import correlation_row
 from nasflow.errors import ParamsError
 from stages.common import atomic_path, load_params, main_guard, parser, read_results, supernet_estimators
-from stages.estimation import ResultsContext, correlated_names
+from stages.estimation import ResultsContext, correlated_names, supernet_share
 
 CORRELATION_COLUMNS = ["estimator", "n", "kendall_tau", "kendall_tau_low", "kendall_tau_high", "spearman_rho",
                        "pearson_r", "top10_overlap", "seconds_per_arch"]
@@ -52,8 +52,7 @@ def _over_other_archs(params, args, opts) -> list[dict]:
         for column, labels, ind in supernet_estimators(params):
             if ind == "angle":
                 doc = read_results(f"{args.scores_dir}/{labels}-all.json", keys=("arch", "angle", "angle_seconds"))
-                share = (doc.get("supernet_train_seconds") or 0.0) / max(len(doc["results"]), 1)
-                row(f"{column}_all_archs", doc, "angle", share)
+                row(f"{column}_all_archs", doc, "angle", supernet_share(doc))
     zc = params["zero_cost"]
     for arch_set, suffix in (("extra", "_extra"), ("all", "_all_archs")):
         if zc["proxies"] and arch_set in zc["arch_sets"]:

@@ -33,6 +33,11 @@ def correlated_names(params: dict) -> list[str]:
     return names
 
 
+def supernet_share(doc: dict) -> float:
+    """A supernet's training seconds shared out over the archs a scores file holds: part of each one's cost."""
+    return (doc.get("supernet_train_seconds") or 0.0) / max(len(doc["results"]), 1)
+
+
 def _by_arch(path, keys=()) -> tuple[dict, dict]:
     doc = read_results(path, keys=("arch", *keys))
     return {r["arch"]: r for r in doc["results"]}, doc
@@ -85,7 +90,7 @@ class ResultsContext(_Common):
     def supernet(self, labels, indicator, archs):
         rows, doc = self._lookup(self.scores_dir / f"{labels}-sampled.json", (indicator, f"{indicator}_seconds"), archs,
                                  f"the {labels}-label supernet")
-        share = (doc.get("supernet_train_seconds") or 0.0) / max(len(doc["results"]), 1)
+        share = supernet_share(doc)
         return [Estimate(r[indicator] if r.get("status", "ok") == "ok" else math.nan,
                          r[f"{indicator}_seconds"] + share, r.get("status", "ok")) for r in rows]
 

@@ -30,7 +30,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from nasflow.errors import ParamsError
 
@@ -195,8 +195,3 @@ def for_search(name: str, ctx: Context) -> Callable[[str], tuple[float, float]]:
         return (e.score if ok else -math.inf), e.seconds
 
     return one
-
-
-def describe(names: Iterable[str]) -> list[dict[str, Any]]:
-    """name, family, needs of each estimator (the CLI's and the docs' list)."""
-    return [{"name": n, "family": get(n).family, "needs": list(get(n).needs)} for n in names]
