@@ -142,15 +142,17 @@ def test_all_diverged_means_no_pick(strategy):
 
 # ---------------------------------------------------------------------------------- differentiable search
 
-def test_hessian_vector_product_raises_on_non_finite_norm():
+def test_hessian_vector_product_propagates_non_finite_without_a_host_sync():
     torch.manual_seed(0)
     from nasflow.models.nb201_search import NB201SearchNetwork
 
     model = NB201SearchNetwork(C=2, N=1, num_classes=3, mode="darts")
     x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
     vector = [torch.full_like(p, math.nan) for p in model.weights()]
-    with pytest.raises(DivergedError, match="norm"):
-        hessian_vector_product(model, vector, x, y)
+    before = [p.detach().clone() for p in model.weights()]
+    nans = hessian_vector_product(model, vector, x, y)  # NaN alphas' grads: the epoch's read marks divergence
+    assert all(torch.isnan(h).all() for h in nans)
+    assert all(torch.equal(p, b) for p, b in zip(model.weights(), before))  # weights restored exactly
     zeros = hessian_vector_product(model, [torch.zeros_like(p) for p in model.weights()], x, y)
     assert all(torch.equal(z, torch.zeros_like(z)) for z in zeros)
 

@@ -68,20 +68,13 @@ def gumbel_hard_weights(alphas: torch.Tensor, tau: float, generator: torch.Gener
     """GDAS' straight-through Gumbel-softmax sample of `alphas` [E, O]: (weights [E, O], index [E]).
 
     `weights` equals the one-hot of `index` in value and carries softmax((log_softmax(alphas) + g) / tau)'s
-    gradient. Draws again (as ADL does) in the vanishingly rare case of an infinite noise or a NaN; non-finite
-    `alphas` (a diverged search) raise `DivergedError` instead (no noise would ever make them finite).
+    gradient. The exponential noise is clamped away from 0 so every Gumbel draw is finite (ADL draws again
+    instead, after reading the draw on the host: a sync per step); non-finite `alphas` (a diverged search) give
+    NaN weights, so the step's loss is NaN and the epoch's one read of it marks the search diverged.
     """
-    while True:
-        noise = torch.empty_like(alphas).exponential_(generator=generator)
-        gumbels = -noise.log()
-        logits = (alphas.log_softmax(dim=-1) + gumbels) / tau
-        probs = logits.softmax(dim=-1)
-        if torch.isfinite(gumbels).all() and torch.isfinite(probs).all():
-            break
-        if not torch.isfinite(alphas).all():  # read only after a failed draw: no extra sync per step
-            from nasflow.errors import DivergedError
-
-            raise DivergedError("gumbel_hard_weights: the alphas are not finite (the search diverged)")
+    noise = torch.empty_like(alphas).exponential_(generator=generator)
+    gumbels = -noise.clamp_min_(torch.finfo(noise.dtype).tiny).log()
+    probs = ((alphas.log_softmax(dim=-1) + gumbels) / tau).softmax(dim=-1)
     index = probs.argmax(dim=-1)
     one_hot = torch.zeros_like(probs).scatter_(-1, index.unsqueeze(-1), 1.0)
     return one_hot - probs.detach() + probs, index

@@ -234,27 +234,25 @@ def hessian_vector_product(model: nn.Module, vector, inputs: torch.Tensor, targe
     `weights` / `alphas` default to `model.weights()` / `model.arch_parameters()`; `loss_fn(model, x, y)`
     defaults to the cross-entropy of `model(x)`. The weights are restored exactly (copied back, not
     re-added). Returns one tensor per alpha parameter (e.g. DARTS' normal and reduce alphas): zeros for a
-    zero `vector`; a non-finite norm of `vector` (diverged weights) raises `DivergedError`.
+    zero `vector`, NaN for a non-finite one (diverged weights: the alphas then turn NaN and the epoch's one read
+    of the losses marks the search diverged). R stays a device tensor: no host sync per step.
     """
     weights = list(model.weights() if weights is None else weights)
     alphas = list(model.arch_parameters() if alphas is None else alphas)
     loss_fn = _ce if loss_fn is None else loss_fn
     vector = [torch.zeros_like(p) if v is None else v.detach() for p, v in zip(weights, vector)]
     norm = torch.cat([v.reshape(-1) for v in vector]).norm()
-    if not torch.isfinite(norm):
-        raise DivergedError(f"hessian_vector_product: the vector's norm is {float(norm)} (diverged weights)")
-    if float(norm) == 0.0:
-        return [torch.zeros_like(a) for a in alphas]
-    R = float(r / norm)
+    # a zero vector: R = r / 1e-12, w +- R*0 = w, and the difference below is exactly 0
+    R = r / norm.clamp_min(1e-12)
     saved = [p.detach().clone() for p in weights]
     try:
         with torch.no_grad():
             for p, v in zip(weights, vector):
-                p.add_(v, alpha=R)
+                p.add_(v * R)
         grads_p = torch.autograd.grad(loss_fn(model, inputs, targets), alphas, allow_unused=True)
         with torch.no_grad():
             for p, s, v in zip(weights, saved, vector):
-                p.copy_(s).sub_(v, alpha=R)
+                p.copy_(s).sub_(v * R)
         grads_n = torch.autograd.grad(loss_fn(model, inputs, targets), alphas, allow_unused=True)
     finally:
         with torch.no_grad():
@@ -553,8 +551,8 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
          "status" ("ok" | "diverged"), "diverged_epoch", "config" (the SearchConfig as a dict)}
 
     A non-finite weight, alpha, controller or validation loss (read once per epoch from the accumulated
-    sums), non-finite alphas, or DARTS-V2's Hessian-vector product on non-finite weights (`DivergedError`)
-    ends the search after that epoch: its record gets `diverged: True` (no evaluation), the result
+    sums; DARTS-V2's Hessian-vector product and GDAS' sampling pass NaN on to those sums) or non-finite
+    alphas end the search after that epoch: its record gets `diverged: True` (no evaluation), the result
     `status: "diverged"`, `diverged_epoch` (1-based) and `best` None; a rerun from the checkpoint returns
     the same without training on.
 
@@ -665,7 +663,7 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
                     record = _alpha_epoch(epoch, tau, model=model, w_opt=w_opt, a_opt=a_opt, sched=sched,
                                           train_loader=train_loader, arch_loader=arch_loader,
                                           eval_loader=eval_loader, cfg=cfg, bar=bar)
-            except DivergedError as e:  # DARTS-V2's Hessian-vector product met non-finite weights mid-epoch
+            except DivergedError as e:  # a mid-epoch check met non-finite values (none per step on the hot path)
                 record = {"epoch": epoch + 1, "lr": lr_now, "tau": tau if method == "gdas" else None,
                           "train_loss": None, "train_acc": None, "arch_loss": None, "arch_acc": None,
                           "valid_loss": None, "valid_acc": None, "arch": None, "alphas": None,
