@@ -16,7 +16,6 @@ from scipy import stats
 
 from nasflow.analysis.correlation import correlation_row
 from nasflow.data import load_dataset
-from nasflow.errors import DivergedError
 from nasflow.models import nb201 as nb201_net
 from nasflow.search import Budget, get_strategy
 from nasflow.search.differentiable import hessian_vector_product, run_search

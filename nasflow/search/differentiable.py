@@ -81,7 +81,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nasflow.data import DeviceLoader, Splits
-from nasflow.errors import CheckpointError, DivergedError, ParamsError
+from nasflow.errors import CheckpointError, ParamsError
 from nasflow.models.darts_search import DartsSearchNetwork
 from nasflow.models.nb201_search import NB201SearchNetwork
 from nasflow.search.enas import BASELINE_MODES, EPOCH_PICK, Controller, sample_archs, train_controller
@@ -651,23 +651,16 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
     try:
         for epoch in range(start, last):
             t0 = time.perf_counter()
-            lr_now = w_opt.param_groups[0]["lr"]
             tau = tau_max - (tau_max - tau_min) * epoch / (epochs - 1) if epochs > 1 else tau_max
-            try:
-                if enas:
-                    record, baseline = _enas_epoch(
-                        epoch, model=model, controller=controller, w_opt=w_opt, ctl_opt=a_opt, sched=sched,
-                        train_loader=train_loader, ctl_loader=arch_loader, eval_loader=eval_loader, cfg=cfg,
-                        baseline=baseline, bar=bar)
-                else:
-                    record = _alpha_epoch(epoch, tau, model=model, w_opt=w_opt, a_opt=a_opt, sched=sched,
-                                          train_loader=train_loader, arch_loader=arch_loader,
-                                          eval_loader=eval_loader, cfg=cfg, bar=bar)
-            except DivergedError as e:  # a mid-epoch check met non-finite values (none per step on the hot path)
-                record = {"epoch": epoch + 1, "lr": lr_now, "tau": tau if method == "gdas" else None,
-                          "train_loss": None, "train_acc": None, "arch_loss": None, "arch_acc": None,
-                          "valid_loss": None, "valid_acc": None, "arch": None, "alphas": None,
-                          "diverged": True, "error": str(e)}
+            if enas:
+                record, baseline = _enas_epoch(
+                    epoch, model=model, controller=controller, w_opt=w_opt, ctl_opt=a_opt, sched=sched,
+                    train_loader=train_loader, ctl_loader=arch_loader, eval_loader=eval_loader, cfg=cfg,
+                    baseline=baseline, bar=bar)
+            else:
+                record = _alpha_epoch(epoch, tau, model=model, w_opt=w_opt, a_opt=a_opt, sched=sched,
+                                      train_loader=train_loader, arch_loader=arch_loader,
+                                      eval_loader=eval_loader, cfg=cfg, bar=bar)
             if _diverged(record):
                 record["diverged"] = True
                 if record["valid_loss"] is not None and not math.isfinite(record["valid_loss"]):
