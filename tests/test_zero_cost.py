@@ -268,6 +268,20 @@ def test_score_is_deterministic_and_order_independent():
     assert zc.score(factory, x, y, proxies=["grad_norm"], seed=4)["grad_norm"] != all_at_once["grad_norm"]
 
 
+@pytest.mark.parametrize("arch", [INDEX0, ALL_CONV, ALL_SKIP, "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"])
+@pytest.mark.parametrize("names", [zc.LOSS_GRADIENT, ("snip", "grasp"), ("fisher",), ("grasp",)])
+def test_shared_loss_gradient_pass_equals_one_by_one(arch, names):
+    # score() reads grad_norm, snip, fisher and grasp off one forward pass: exactly the values of each alone
+    x, y = _data()
+    found, seconds = zc.loss_gradient_proxies(_nb201(arch, seed=5), x, y, names)
+    assert list(found) == list(seconds) == [n for n in zc.LOSS_GRADIENT if n in names]
+    for name in names:
+        assert found[name] == getattr(zc, name)(_nb201(arch, seed=5), x, y), name
+        assert seconds[name] > 0
+    row = zc.score(lambda: nb201_net.build_network(arch, channels=4, depth=1, num_classes=10), x, y, seed=5)
+    assert {n: row[n] for n in names} == found
+
+
 def test_score_leaves_the_callers_rng_alone():
     x, y = _data()
     torch.manual_seed(123)

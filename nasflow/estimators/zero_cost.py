@@ -32,8 +32,11 @@ Like the references, the network is in training mode (BN uses batch statistics; 
 A disconnected network (NB201 cells with no path) gives -inf or NaN for some proxies; they are not errors.
 
 `score` builds a fresh, identically seeded network for every proxy, so one proxy's changes (synflow's |W|,
-zen's re-initialisation, BN running statistics) never reach another. Costs `<name>_seconds` time the proxy
-itself, not the network's construction.
+zen's re-initialisation, BN running statistics) never reach another, except that grad_norm, snip, fisher and
+grasp share one network and one forward pass, grad_norm, snip and fisher one gradient too (none of them changes a
+weight; the values equal those computed one by one). Costs `<name>_seconds` time the proxy itself, not the
+network's construction; a shared proxy's cost is what it would cost alone (the shared forward and gradient plus
+its own part), so the costs of several proxies add up to more than the time they took together.
 """
 from __future__ import annotations
 
@@ -101,14 +104,13 @@ def _loss(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor) -> torch.
     return F.cross_entropy(_logits(model(batch)), labels)
 
 
-def _weight_grads(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor,
-                  create_graph: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+def _weight_grads(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
     """(Conv/Linear weights, dL/dW or None where a layer does not reach the loss)."""
     weights = [m.weight for m in _weighted_layers(model)]
     loss = _loss(model, batch, labels)
     if not weights or not loss.requires_grad:
         return weights, [None] * len(weights)
-    grads = torch.autograd.grad(loss, weights, create_graph=create_graph, allow_unused=True)
+    grads = torch.autograd.grad(loss, weights, allow_unused=True)
     return weights, list(grads)
 
 
@@ -132,7 +134,15 @@ def snip(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor, seed: int 
 
 def grasp(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
     """Sum over Conv/Linear weights of -W * (H g) (GraSP, with Abdelfattah et al.'s sign)."""
-    weights, grads = _weight_grads(model, batch, labels, create_graph=True)
+    weights = [m.weight for m in _weighted_layers(model)]
+    loss = _loss(model, batch, labels)
+    if not weights or not loss.requires_grad:
+        return 0.0
+    return _grasp_from_loss(loss, weights)
+
+
+def _grasp_from_loss(loss: torch.Tensor, weights: list[torch.Tensor]) -> float:
+    grads = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
     used = [(w, g) for w, g in zip(weights, grads) if g is not None]
     if not used:
         return 0.0
@@ -169,6 +179,83 @@ def fisher(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor, seed: in
         per_channel = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
         total += per_channel.pow(2).mean(0).mul(0.5).sum().item()
     return float(total)
+
+
+# proxies read off one forward pass and a gradient of its loss (grasp: a gradient that keeps its graph, then a
+# Hessian-gradient product through it): `score` computes them from one forward pass instead of one each
+LOSS_GRADIENT = ("grad_norm", "snip", "fisher", "grasp")
+
+
+def loss_gradient_proxies(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor,
+                          names: Sequence[str]) -> tuple[dict[str, float], dict[str, float]]:
+    """({name: value}, {name: seconds}) for the `LOSS_GRADIENT` proxies in `names`, from one forward pass: the
+    values equal `grad_norm`, `snip`, `fisher` and `grasp` computed one by one on the same network.
+
+    grad_norm, snip and fisher read one plain gradient of the loss; grasp takes a second gradient through the
+    same graph, one that keeps its own graph, and the Hessian-gradient product through that. A proxy's seconds
+    are what it costs alone: the forward, its gradient, its own reduction (grasp: its product)."""
+    names = [n for n in LOSS_GRADIENT if n in names]
+    device = batch.device
+    activations: list[torch.Tensor] = []
+
+    def keep(module, inputs, output):
+        if isinstance(output, torch.Tensor) and output.requires_grad:
+            activations.append(output)
+
+    start = time.perf_counter()
+    layers = _weighted_layers(model)
+    weights = [m.weight for m in layers]
+    handles = [m.register_forward_hook(keep) for m in layers] if "fisher" in names else []
+    try:
+        loss = _loss(model, batch, labels)
+    finally:
+        for h in handles:
+            h.remove()
+    forward = _elapsed(start, device)
+    reaches = bool(weights) and loss.requires_grad  # else no Conv/Linear layer reaches the loss: every proxy is 0
+    values: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+
+    plain = [n for n in names if n != "grasp"]
+    if plain:
+        start = time.perf_counter()
+        grads = [None] * (len(weights) + len(activations))
+        if reaches:
+            grads = list(torch.autograd.grad(loss, weights + activations, retain_graph="grasp" in names,
+                                             allow_unused=True))
+        weight_grads, act_grads = grads[:len(weights)], grads[len(weights):]
+        gradient = _elapsed(start, device)
+
+        def fisher_value() -> float:
+            total = 0.0
+            for act, grad in zip(activations, act_grads):
+                if grad is None:  # a layer off the loss's path (e.g. an auxiliary head)
+                    continue
+                prod = act.detach() * grad
+                per_channel = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
+                total += per_channel.pow(2).mean(0).mul(0.5).sum().item()
+            return float(total)
+
+        reductions = {
+            "grad_norm": lambda: _total(g.norm() for g in weight_grads if g is not None),
+            "snip": lambda: _total((w.detach() * g).abs() for w, g in zip(weights, weight_grads) if g is not None),
+            "fisher": fisher_value,
+        }
+        for name in plain:
+            start = time.perf_counter()
+            values[name] = reductions[name]()
+            seconds[name] = forward + gradient + _elapsed(start, device)
+    if "grasp" in names:
+        start = time.perf_counter()
+        values["grasp"] = _grasp_from_loss(loss, weights) if reaches else 0.0
+        seconds["grasp"] = forward + _elapsed(start, device)
+    return values, seconds
+
+
+def _elapsed(start: float, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
@@ -423,7 +510,8 @@ def score(model_factory: Callable[[], nn.Module], batch: torch.Tensor, labels: t
     """{proxy: value, ..., proxy_seconds: cost, ...} for `proxies` (default all, `PROXIES` order).
 
     Each proxy gets a fresh network, `model_factory()` called right after `torch.manual_seed(seed)`, so all
-    proxies see identical initial weights and none sees another's changes. The caller's torch RNG state is
+    proxies see identical initial weights and none sees another's changes; the `LOSS_GRADIENT` proxies share
+    one such network and its forward pass (`loss_gradient_proxies`), which changes no weight. The caller's torch RNG state is
     left as it was."""
     names = check_proxies(proxies)
     _check_batch(batch, labels, names)
@@ -432,16 +520,30 @@ def score(model_factory: Callable[[], nn.Module], batch: torch.Tensor, labels: t
     labels = labels.to(device) if labels is not None else None
     values: dict[str, float] = {}
     seconds: dict[str, float] = {}
-    for name in names:
+
+    def fresh_network() -> nn.Module:
+        torch.manual_seed(seed)
+        return model_factory().to(device)
+
+    shared = [n for n in names if n in LOSS_GRADIENT]
+    if shared:  # one network, one pass for all of them (the values as one by one)
         with torch.random.fork_rng(devices=_cuda_ids(device)):
-            torch.manual_seed(seed)
-            model = model_factory().to(device)
+            model = fresh_network()
+            found, cost = loss_gradient_proxies(model, batch, labels, shared)
+        values.update(found)
+        seconds.update({f"{n}_seconds": s for n, s in cost.items()})
+        del model
+    for name in names:
+        if name in shared:
+            continue
+        with torch.random.fork_rng(devices=_cuda_ids(device)):
+            model = fresh_network()
             start = time.perf_counter()
             values[name] = float(_FUNCS[name](model, batch, labels, seed))
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds[f"{name}_seconds"] = time.perf_counter() - start
+            seconds[f"{name}_seconds"] = _elapsed(start, device)
         del model
+    values = {n: values[n] for n in names}  # in the order asked
+    seconds = {f"{n}_seconds": seconds[f"{n}_seconds"] for n in names}
     return {**values, **seconds}
 
 
