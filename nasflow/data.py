@@ -30,6 +30,7 @@ files for cifar10-valid / cifar100 / ImageNet16-120; ours are seeded stratified 
 
 from __future__ import annotations
 
+import copy
 import math
 import pickle
 from dataclasses import dataclass
@@ -445,6 +446,13 @@ class DeviceLoader:
         self._ar_w = torch.arange(cw, device=self.device)
         self._ar_w_flip = cw - 1 - self._ar_w
         self._ar = torch.arange(self.image_size, device=self.device)  # output rows / cols (cutout)
+
+    def with_seed(self, seed: int) -> "DeviceLoader":
+        """The same split with another seed (its own data order and augmentation), sharing this loader's images on
+        the device: how the models of a pack each draw their own batches from one copy of the data."""
+        other = copy.copy(self)
+        other.seed, other.epoch = int(seed), 0
+        return other
 
     def _prepare(self, x_uint8, mean, std) -> torch.Tensor:
         n, c, h, w = x_uint8.shape

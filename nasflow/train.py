@@ -218,7 +218,7 @@ def _split_output(out):
 
 def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, device, checkpoint=None,
           progress: bool = True, labels: torch.Tensor | None = None, desc: str = "",
-          stop_after_epochs: int | None = None, fingerprint: str | None = None) -> dict:
+          stop_after_epochs: int | None = None, fingerprint: str | None = None, compile: str = "off") -> dict:
     """Train `model` (built by the caller) on `splits.x_train` and evaluate on `splits.x_eval`.
 
     `labels` replaces `splits.y_train` (random labels). A fresh run seeds Python/NumPy/torch with `seed`
@@ -226,146 +226,274 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
     states instead. `stop_after_epochs` ends the call early after that many epochs in total (to simulate an
     interruption); the checkpoint then resumes it. `fingerprint` names the code that shapes the result
     (default: this module and the model's, see `nasflow.cache`); a checkpoint written by other code is not
-    resumed from, and the result records it.
+    resumed from, and the result records it. `compile`: see `train_packed`.
     """
-    if fingerprint is None:
-        own = type(model).__module__  # a model from outside the project is pinned by the torch version only
-        fingerprint = code_fingerprint(__name__, *([own] if own.startswith("nasflow.") else []))
+    return train_packed([model], splits, cfg, seeds=[seed], device=device, checkpoints=[checkpoint],
+                        progress=progress, labels=labels, descs=[desc], stop_after_epochs=stop_after_epochs,
+                        fingerprint=fingerprint, compile=compile)[0]
+
+
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+
+
+def train_packed(models: list[nn.Module], splits: Splits, cfg: TrainConfig, *, seeds: list[int], device,
+                 checkpoints: list | None = None, progress: bool = True, labels: torch.Tensor | None = None,
+                 descs: list[str] | None = None, stop_after_epochs: int | None = None,
+                 fingerprint: str | None = None, compile: str = "off") -> list[dict]:
+    """Train several models under one config in one process, step by step side by side: the result of each
+    equals `train` of that model alone (bit for bit on the CPU), with its own seed, data order, optimiser,
+    RNG state and checkpoint, so a killed pack resumes every model where its own checkpoint left it.
+
+    What packing buys is the device's idle time: a small network leaves a large GPU mostly idle, so on CUDA
+    each model steps on its own stream and their kernels overlap; the models share one copy of the data on the
+    device (each draws its own batches from it). On the CPU it only saves the per-process start (data loading).
+
+    `compile`: "off" (eager), or a `torch.compile` mode ("default"; "reduce-overhead" adds CUDA graphs on a
+    GPU) for the model's forward and backward; where compiling fails (no compiler), one line says so and the
+    run goes on eagerly. Results then equal eager ones to float tolerance, not bit for bit.
+    """
+    if compile not in COMPILE_MODES:
+        raise ParamsError(f"compile: expected one of {', '.join(COMPILE_MODES)} (got {compile!r})")
+    n = len(models)
+    checkpoints = list(checkpoints) if checkpoints is not None else [None] * n
+    descs = list(descs) if descs is not None else [""] * n
+    if not (len(seeds) == len(checkpoints) == len(descs) == n) or n == 0:
+        raise ParamsError(f"train_packed: {n} models, {len(seeds)} seeds, {len(checkpoints)} checkpoints")
     device = torch.device(device)
-    cuda = device.type == "cuda"
-    use_bf16 = cuda and cfg.precision == 16
-    channels_last = cfg.channels_last
     y_train = splits.y_train if labels is None else torch.as_tensor(labels, dtype=torch.int64)
     if len(y_train) != len(splits.x_train):
         raise DataError(f"labels: {len(y_train)} labels for {len(splits.x_train)} training images")
-
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=cfg.lr_min)
-
-    history: list[dict] = []
-    start = 0
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    state = _load_checkpoint(ckpt, cfg, seed, fingerprint) if ckpt is not None and ckpt.exists() else None
-    if state is not None:
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-        except Exception as e:
-            raise CheckpointError(f"{ckpt}: checkpoint does not match this model "
-                                  f"({type(e).__name__})") from None
-        _restore_grads(ckpt, model, state["has_grad"])
-        history = list(state["history"])
-        start = int(state["epoch"])
-        _set_rng_state(state["rng"])
-    else:
-        seed_everything(seed)
-    resumed_from = start if start > 0 else None
-    diverged_epoch = next((h["epoch"] for h in history if h.get("diverged")), None)
-
-    last = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, int(stop_after_epochs))
-    if diverged_epoch is not None:  # a resumed diverged run ends as it ended, without training on
-        last = start
-    if start < last:  # the data move to the device only when there is an epoch to run
+    # one model alone uses the global RNG as `train` always did; a pack gives each model its own RNG state
+    runs = [_Run(m, cfg, seed=s, device=device, checkpoint=c, fingerprint=fingerprint, desc=d,
+                 own_rng=n > 1, stop_after_epochs=stop_after_epochs)
+            for m, s, c, d in zip(models, seeds, checkpoints, descs)]
+    active = [r for r in runs if r.epoch < r.last]
+    train_loader = eval_loader = None
+    if active:  # the data move to the device only when there is an epoch to run, once for the whole pack
         train_loader = DeviceLoader(splits.x_train, y_train, batch_size=cfg.batch_size, device=device,
                                     image_size=cfg.image_size, train=True, mean=splits.mean,
                                     std=splits.std, crop_padding=cfg.crop_padding, flip=cfg.flip,
-                                    cutout=cfg.cutout, seed=seed, channels_last=channels_last,
+                                    cutout=cfg.cutout, seed=active[0].seed, channels_last=cfg.channels_last,
                                     augment_order=cfg.augment_order)
         eval_loader = DeviceLoader(splits.x_eval, splits.y_eval, batch_size=max(cfg.batch_size, 256),
                                    device=device, image_size=cfg.image_size, train=False, mean=splits.mean,
-                                   std=splits.std, channels_last=channels_last)
-        steps = len(train_loader)
-    else:
-        steps = 0
-    bar = _progress(progress, total=cfg.epochs * steps, initial=start * steps, desc=desc)
-    if resumed_from is not None and start < last:
-        bar.line(f"resumed from its checkpoint after epoch {start}/{cfg.epochs}")
+                                   std=splits.std, channels_last=cfg.channels_last)
+    steps = len(train_loader) if train_loader is not None else 0
+    for r in runs:
+        r.start(train_loader, steps, progress=progress, compile=compile)
     try:
-        for epoch in range(start, last):
+        while active:  # one epoch of every active model, their steps side by side
             t0 = time.perf_counter()
-            if cfg.drop_path > 0 and hasattr(model, "drop_path_prob"):
-                model.drop_path_prob = cfg.drop_path * epoch / cfg.epochs
-            lr_now = optimizer.param_groups[0]["lr"]
-            model.train()
-            train_loader.set_epoch(epoch)
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), dtype=torch.int64, device=device)
-            seen = 0
-            for x, y in train_loader:
-                with _autocast(use_bf16):
-                    logits, aux = _split_output(model(x))
-                    loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-                    if cfg.aux_weight > 0 and aux is not None:
-                        loss = loss + cfg.aux_weight * F.cross_entropy(
-                            aux, y, label_smoothing=cfg.label_smoothing)
-                optimizer.zero_grad(set_to_none=cfg.grad_reset == "none")
-                loss.backward()
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                n = y.shape[0]
-                seen += n
-                loss_sum += loss.detach().float() * n
-                correct += (logits.detach().argmax(1) == y).sum()
-                bar.update(1)
-            scheduler.step()
-
-            record = {"epoch": epoch + 1, "lr": lr_now,
-                      "train_loss": float(loss_sum) / max(seen, 1),  # the epoch's one host sync
-                      "train_acc": 100.0 * int(correct) / max(seen, 1),
-                      "eval_loss": None, "eval_acc": None,
-                      "train_seconds": time.perf_counter() - t0, "train_images": seen}
-            # a non-finite loss (NaN/inf) ends the run: no evaluation of NaN weights, no score
-            diverged = not math.isfinite(record["train_loss"])
-            if not diverged and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
-                record["eval_loss"], record["eval_acc"] = evaluate(model, eval_loader, use_bf16=use_bf16)
-                if len(splits.x_eval) and not math.isfinite(record["eval_loss"]):
-                    diverged, record["eval_acc"] = True, math.nan  # argmax of NaN logits is not an accuracy
-            if diverged:
-                record["diverged"] = True
-                diverged_epoch = epoch + 1
-            if cuda:
-                torch.cuda.synchronize(device)
-            record["seconds"] = time.perf_counter() - t0  # training + evaluation
-            history.append(record)
-            bar.set_postfix(acc=f"{record['eval_acc']:.2f}" if record["eval_acc"] is not None else "-",
-                            refresh=False)
-            bar.line(f"epoch {epoch + 1}/{cfg.epochs}  train_loss {fmt(record['train_loss'], '.4f')}  "
-                     f"train_acc {fmt(record['train_acc'], '.2f', '%')}  eval_acc {fmt(record['eval_acc'], '.2f', '%')}"
-                     f"  {record['seconds']:.1f} s" + ("  DIVERGED" if diverged else ""))
-            if ckpt is not None:
-                _save_checkpoint(ckpt, {
-                    "format": CHECKPOINT_FORMAT, "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "epoch": epoch + 1, "history": history, "rng": _rng_state(), "cfg": asdict(cfg),
-                    "seed": seed, "fingerprint": fingerprint, "has_grad": _grad_mask(model)})
-            if diverged:  # the checkpoint above holds the diverged epoch: a rerun returns this result
-                break
+            for r in active:
+                with r.context():
+                    r.begin_epoch()
+            batches = [iter(r.loader) for r in active]
+            for pairs in zip(*batches) if len(active) > 1 else ((b,) for b in batches[0]):
+                for r, (x, y) in zip(active, pairs):
+                    with r.context():
+                        r.step(x, y)
+            records = []
+            for r in active:
+                with r.context():
+                    records.append(r.end_training())  # reads the epoch's loss: waits for its steps
+            train_seconds = time.perf_counter() - t0
+            for r, record in zip(active, records):
+                with r.context():
+                    r.evaluate(record, eval_loader, splits)
+            # the cost of an epoch of each: the pack's time shared out (its steps interleave with the others')
+            seconds = time.perf_counter() - t0
+            for r, record in zip(active, records):
+                record["train_seconds"], record["seconds"] = train_seconds / len(active), seconds / len(active)
+                if len(active) > 1:
+                    record["pack"] = len(active)
+                with r.context():
+                    r.save(record)
+            active = [r for r in active if r.epoch < r.last]
     finally:
-        bar.close()
+        for r in runs:
+            r.bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return [r.result(splits) for r in runs]
 
-    evals = [h["eval_acc"] for h in history if h["eval_acc"] is not None]
-    ok = diverged_epoch is None
-    return {
-        "history": history,
-        "status": STATUS_OK if ok else STATUS_DIVERGED,
-        "diverged_epoch": diverged_epoch,  # 1-based; None when the run did not diverge
-        "final_acc": (history[-1]["eval_acc"] if history else None) if ok else math.nan,
-        "best_acc": (max(evals) if evals else None) if ok else math.nan,
-        "final_train_acc": history[-1]["train_acc"] if history else None,
-        "seconds": sum(h["seconds"] for h in history),
-        "epochs": len(history),
-        "device": str(device),
-        "precision_used": "bf16" if use_bf16 else "fp32",
-        "resumed_from": resumed_from,
-        "eval_split": splits.eval_split,
-        "fingerprint": fingerprint,
-    }
+
+class _Run:
+    """One model's training: its optimiser, scheduler, history, checkpoint, data order and (in a pack) RNG."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, *, seed: int, device: torch.device, checkpoint,
+                 fingerprint: str | None, desc: str, own_rng: bool, stop_after_epochs: int | None):
+        if fingerprint is None:
+            own = type(model).__module__  # a model from outside the project is pinned by the torch version only
+            fingerprint = code_fingerprint(__name__, *([own] if own.startswith("nasflow.") else []))
+        self.model, self.cfg, self.seed, self.device, self.desc = model, cfg, seed, device, desc
+        self.fingerprint = fingerprint
+        self.use_bf16 = device.type == "cuda" and cfg.precision == 16
+        model.to(device)
+        if cfg.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                         nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs,
+                                                                    eta_min=cfg.lr_min)
+        self.history: list[dict] = []
+        self.epoch = 0
+        self.ckpt = Path(checkpoint) if checkpoint is not None else None
+        state = (_load_checkpoint(self.ckpt, cfg, seed, fingerprint)
+                 if self.ckpt is not None and self.ckpt.exists() else None)
+        if state is not None:
+            try:
+                model.load_state_dict(state["model"])
+                self.optimizer.load_state_dict(state["optimizer"])
+                self.scheduler.load_state_dict(state["scheduler"])
+            except Exception as e:
+                raise CheckpointError(f"{self.ckpt}: checkpoint does not match this model "
+                                      f"({type(e).__name__})") from None
+            _restore_grads(self.ckpt, model, state["has_grad"])
+            self.history = list(state["history"])
+            self.epoch = int(state["epoch"])
+            _set_rng_state(state["rng"])
+        else:
+            seed_everything(seed)
+        # in a pack, this run's RNG state lives here between its turns (the global one belongs to the turn)
+        self.rng = _rng_state() if own_rng else None
+        self.resumed_from = self.epoch if self.epoch > 0 else None
+        self.diverged_epoch = next((h["epoch"] for h in self.history if h.get("diverged")), None)
+        self.last = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, int(stop_after_epochs))
+        if self.diverged_epoch is not None:  # a resumed diverged run ends as it ended, without training on
+            self.last = self.epoch
+        self.stream = torch.cuda.Stream(device) if own_rng and device.type == "cuda" else None
+        self.compiled = "off"
+
+    def start(self, train_loader: DeviceLoader | None, steps: int, *, progress: bool, compile: str) -> None:
+        self.loader = train_loader.with_seed(self.seed) if train_loader is not None else None
+        self.bar = _progress(progress, total=self.cfg.epochs * steps, initial=self.epoch * steps, desc=self.desc)
+        if self.resumed_from is not None and self.epoch < self.last:
+            self.bar.line(f"resumed from its checkpoint after epoch {self.epoch}/{self.cfg.epochs}")
+        self.forward, self.compile_checked = self.model, False
+        if compile != "off" and self.epoch < self.last:
+            self.forward, self.compiled = torch.compile(self.model, mode=compile), compile
+        if self.stream is not None:  # the model and the data were put on the device by the default stream
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))
+
+    @contextlib.contextmanager
+    def context(self):
+        """This run's turn: its RNG state (in a pack) and its CUDA stream (in a pack on a GPU)."""
+        if self.rng is not None:
+            _set_rng_state(self.rng)
+        stream = torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
+        try:
+            with stream:
+                yield
+        finally:
+            if self.rng is not None:
+                self.rng = _rng_state()
+
+    def begin_epoch(self) -> None:
+        cfg, model = self.cfg, self.model
+        if cfg.drop_path > 0 and hasattr(model, "drop_path_prob"):
+            model.drop_path_prob = cfg.drop_path * self.epoch / cfg.epochs
+        self.lr_now = self.optimizer.param_groups[0]["lr"]
+        model.train()
+        self.loader.set_epoch(self.epoch)
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.seen = 0
+
+    def _forward(self, x: torch.Tensor):
+        if self.forward is self.model:
+            return self.model(x)
+        try:  # torch.compile compiles on the first call: that is where a missing compiler shows
+            return self.forward(x)
+        except Exception as e:
+            if self.compile_checked:
+                raise
+            self.bar.line(f"compile: torch.compile failed ({type(e).__name__}); training eagerly")
+            self.forward, self.compiled = self.model, "off"
+            return self.model(x)
+        finally:
+            self.compile_checked = True
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        cfg = self.cfg
+        with _autocast(self.use_bf16):
+            logits, aux = _split_output(self._forward(x))
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            if cfg.aux_weight > 0 and aux is not None:
+                loss = loss + cfg.aux_weight * F.cross_entropy(aux, y, label_smoothing=cfg.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=cfg.grad_reset == "none")
+        loss.backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        n = y.shape[0]
+        self.seen += n
+        self.loss_sum += loss.detach().float() * n
+        self.correct += (logits.detach().argmax(1) == y).sum()
+        self.bar.update(1)
+
+    def end_training(self) -> dict:
+        """The epoch's record so far: its training loss and accuracy (one host read)."""
+        self.scheduler.step()
+        return {"epoch": self.epoch + 1, "lr": self.lr_now,
+                "train_loss": float(self.loss_sum) / max(self.seen, 1),  # the epoch's one host sync
+                "train_acc": 100.0 * int(self.correct) / max(self.seen, 1),
+                "eval_loss": None, "eval_acc": None, "train_images": self.seen}
+
+    def evaluate(self, record: dict, eval_loader: DeviceLoader, splits: Splits) -> None:
+        """Evaluate after the epoch (unless it diverged, or it is not an evaluation epoch); mark a divergence."""
+        cfg, epoch = self.cfg, self.epoch
+        # a non-finite loss (NaN/inf) ends the run: no evaluation of NaN weights, no score
+        diverged = not math.isfinite(record["train_loss"])
+        if not diverged and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
+            record["eval_loss"], record["eval_acc"] = evaluate(self.model, eval_loader, use_bf16=self.use_bf16)
+            if len(splits.x_eval) and not math.isfinite(record["eval_loss"]):
+                diverged, record["eval_acc"] = True, math.nan  # argmax of NaN logits is not an accuracy
+        if diverged:
+            record["diverged"] = True
+            self.diverged_epoch = epoch + 1
+        if self.device.type == "cuda":
+            (self.stream or torch.cuda.current_stream(self.device)).synchronize()
+
+    def save(self, record: dict) -> None:
+        """Close the epoch: its record into the history, a progress line, the checkpoint."""
+        cfg, epoch = self.cfg, self.epoch
+        diverged = bool(record.get("diverged"))
+        self.history.append(record)
+        self.bar.set_postfix(acc=f"{record['eval_acc']:.2f}" if record["eval_acc"] is not None else "-",
+                             refresh=False)
+        self.bar.line(f"epoch {epoch + 1}/{cfg.epochs}  train_loss {fmt(record['train_loss'], '.4f')}  "
+                      f"train_acc {fmt(record['train_acc'], '.2f', '%')}  eval_acc {fmt(record['eval_acc'], '.2f', '%')}"
+                      f"  {record['seconds']:.1f} s" + ("  DIVERGED" if diverged else ""))
+        self.epoch = epoch + 1
+        if self.ckpt is not None:
+            _save_checkpoint(self.ckpt, {
+                "format": CHECKPOINT_FORMAT, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "epoch": self.epoch, "history": self.history, "rng": _rng_state(), "cfg": asdict(cfg),
+                "seed": self.seed, "fingerprint": self.fingerprint, "has_grad": _grad_mask(self.model)})
+        if diverged:  # the checkpoint above holds the diverged epoch: a rerun returns this result
+            self.last = self.epoch
+
+    def result(self, splits: Splits) -> dict:
+        history = self.history
+        evals = [h["eval_acc"] for h in history if h["eval_acc"] is not None]
+        ok = self.diverged_epoch is None
+        return {
+            "history": history,
+            "status": STATUS_OK if ok else STATUS_DIVERGED,
+            "diverged_epoch": self.diverged_epoch,  # 1-based; None when the run did not diverge
+            "final_acc": (history[-1]["eval_acc"] if history else None) if ok else math.nan,
+            "best_acc": (max(evals) if evals else None) if ok else math.nan,
+            "final_train_acc": history[-1]["train_acc"] if history else None,
+            "seconds": sum(h["seconds"] for h in history),
+            "epochs": len(history),
+            "device": str(self.device),
+            "precision_used": "bf16" if self.use_bf16 else "fp32",
+            "resumed_from": self.resumed_from,
+            "eval_split": splits.eval_split,
+            "fingerprint": self.fingerprint,
+            **({"compiled": self.compiled} if self.compiled != "off" else {}),
+        }
 
 
 @torch.no_grad()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from nasflow.errors import CheckpointError, ParamsError
 from stages.common import (claim, configure_torch, load_params, main_guard, parser, provenance, read_json,
-                           read_results, write_json, atomic_path)
+                           read_results, training_options, write_json, atomic_path)
 
 OUT = Path("results/bpe_search")
 COLUMNS_AFTER = ["n", "kendall_tau", "spearman_rho", "seconds_per_arch", "gpu_hours_per_arch"]
@@ -127,7 +127,7 @@ def train(params: dict, r: int, name: str, *, archs_path: str = "results/archs.j
         print(f"bpe_search round {r}, setting {name}: {len(archs)} archs on {describe(device)}, cache {cache}",
               file=sys.stderr, flush=True)
         results = train_archs(archs, space=space, setting=setting, splits=splits, seed=params["seed"],
-                              device=device, work_dir=cache)
+                              device=device, work_dir=cache, **training_options(params))
         device_name = describe(device)
     rows = [{"id": rec["id"], "arch": a, "final_acc": res["final_acc"], "seconds": res["seconds"],
              "status": res.get("status", "ok")} for rec, a, res in zip(records, archs, results)]

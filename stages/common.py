@@ -508,6 +508,13 @@ def claim(params: dict):
     return claim_device(params["device"], jobs_per_gpu=params.get("parallel", {}).get("jobs_per_gpu", 1))
 
 
+def training_options(params: dict) -> dict:
+    """How a job trains its archs, which never changes a result beyond float tolerance: `parallel.pack` archs side
+    by side, `parallel.compile` (a torch.compile mode, or off)."""
+    par = params.get("parallel", {})
+    return {"pack": par.get("pack", 1), "compile": par.get("compile", "off")}
+
+
 def write_resolved_params(config: dict, path: str | os.PathLike) -> str:
     """Write the engine's merged config for the stages to read; untouched when unchanged (no spurious reruns)."""
     path = Path(path)

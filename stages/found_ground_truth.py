@@ -7,7 +7,7 @@ import math
 import time
 
 from stages.common import (claim, configure_torch, load_params, main_guard, parse_shard, parser, provenance,
-                           read_results, search_names, write_json)
+                           read_results, search_names, training_options, write_json)
 from stages.training import load_splits, work_dir
 
 
@@ -44,7 +44,7 @@ def main():
         with claim(params) as device:
             truth = train_archs(archs, space=space, setting=setting, splits=load_splits(params, setting),
                                 seed=params["seed"], device=device,
-                                work_dir=work_dir(params, gt["setting"], setting))
+                                work_dir=work_dir(params, gt["setting"], setting), **training_options(params))
     by_arch = dict(zip(archs, truth))
 
     def truth_of(s, a):  # no pick: NaN with the search's status ("diverged"), else the pick's (table: ok)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from nasflow.errors import CheckpointError
-from stages.common import claim, configure_torch, provenance, proxy_setting, write_json
+from stages.common import claim, configure_torch, provenance, proxy_setting, training_options, write_json
 
 
 def read_archs(path, shard=(0, 1)) -> list[dict]:
@@ -73,7 +73,7 @@ def run_training(params: dict, setting_name: str, *, kind: str, shard, archs_pat
         print(f"{kind} {setting_name}, shard {shard[0]}/{shard[1]}: {len(records)} archs on {describe(device)}, "
               f"cache {work}", file=sys.stderr, flush=True)
         results = train_archs([r["arch"] for r in records], space=space, setting=setting, splits=splits,
-                              seed=params["seed"], device=device, work_dir=work)
+                              seed=params["seed"], device=device, work_dir=work, **training_options(params))
         device_name = describe(device)
     for r, res in zip(records, results):
         res["id"] = r["id"]

@@ -74,8 +74,8 @@ def test_results_are_reused_only_by_the_same_code(tmp_path, digits, monkeypatch)
     archs = space.sample(2, seed=3)
     kw = dict(space=space, setting=SETTING, splits=digits, seed=0, device="cpu", work_dir=tmp_path, progress=False)
     trained = []
-    real = proxy.train_arch
-    monkeypatch.setattr(proxy, "train_arch", lambda arch, **k: trained.append(arch) or real(arch, **k))
+    real = proxy._train_group
+    monkeypatch.setattr(proxy, "_train_group", lambda group, **k: trained.extend(group) or real(group, **k))
 
     first = proxy.train_archs(archs, **kw)
     assert trained == archs and all(r["fingerprint"] == first[0]["fingerprint"] for r in first)
@@ -129,22 +129,24 @@ WORKER = textwrap.dedent("""
     from nasflow.spaces import get_space
 
     log, work, archs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    real = proxy.train_arch
-    def counted(arch, **kw):  # one line per training actually started, appended atomically (O_APPEND)
+    real = proxy._train_group
+    def counted(group, **kw):  # one line per training actually started, appended atomically (O_APPEND)
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        os.write(fd, (json.dumps([os.getpid(), arch]) + "\\n").encode())
+        os.write(fd, "".join(json.dumps([os.getpid(), arch]) + "\\n" for arch in group).encode())
         os.close(fd)
-        return real(arch, **kw)
-    proxy.train_arch = counted
-    setting = json.loads(sys.argv[4])
+        return real(group, **kw)
+    proxy._train_group = counted
+    setting, pack = json.loads(sys.argv[4]), int(sys.argv[5])
     results = proxy.train_archs(archs, space=get_space("nb201"), setting=setting,
                                 splits=load_dataset("digits", subset=256), seed=0, device="cpu", work_dir=work,
-                                progress=False)
+                                progress=False, pack=pack)
     print(json.dumps({r["arch"]: r["final_acc"] for r in results}))
 """)
 
 
-def test_two_processes_train_each_shared_arch_once(tmp_path):
+@pytest.mark.parametrize("pack", [1, 2])
+def test_two_processes_train_each_shared_arch_once(tmp_path, pack):
+    # with pack 2 each job holds two archs' locks at once while it trains them side by side
     from nasflow.spaces import get_space
 
     a = get_space("nb201").sample(5, seed=11)
@@ -152,7 +154,8 @@ def test_two_processes_train_each_shared_arch_once(tmp_path):
     log, work = tmp_path / "trained.log", tmp_path / "work"
     setting = {**SETTING, "epochs": 2}
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # two jobs, one core each: no oversubscription
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(log), str(work), json.dumps(j), json.dumps(setting)],
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(log), str(work), json.dumps(j), json.dumps(setting),
+                               str(pack)],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for j in jobs]
     outs = []
     for p in procs:

@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from nasflow.data import load_dataset, random_labels
 from nasflow.errors import CheckpointError, ParamsError
-from nasflow.train import TrainConfig, seed_everything, train
+from nasflow.train import TrainConfig, seed_everything, train, train_packed
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +153,67 @@ def test_grad_reset_and_augment_order_are_checked():
         TrainConfig(epochs=1, batch_size=8, lr=0.1, grad_reset="zero")
     with pytest.raises(ParamsError, match="augment_order"):
         TrainConfig(epochs=1, batch_size=8, lr=0.1, augment_order="crop")
+
+
+# ------------------------------------------------------------------------------------------ packed training
+
+def _strip(history):
+    return [{k: v for k, v in e.items() if not k.endswith("seconds") and k != "pack"} for e in history]
+
+
+def _built(seed, dropout=0.1):
+    seed_everything(seed)
+    return tiny_cnn(dropout=dropout)
+
+
+def test_packed_equals_one_by_one(digits):
+    # dropout draws from the global RNG inside every step: each model of the pack must get its own stream
+    seeds = [0, 1, 2]
+    alone = [run(digits, seed=s) for s in seeds]
+    models = [_built(s) for s in seeds]
+    packed = train_packed(models, digits, CFG, seeds=seeds, device="cpu", progress=False)
+    for (m_alone, r_alone), m_packed, r_packed in zip(alone, models, packed):
+        assert _strip(r_packed["history"]) == _strip(r_alone["history"])
+        assert r_packed["final_acc"] == r_alone["final_acc"] and r_packed["status"] == "ok"
+        assert all(torch.equal(p, q) for p, q in zip(m_alone.state_dict().values(), m_packed.state_dict().values()))
+    assert len({r["final_acc"] for r in packed}) > 1  # the seeds do differ
+    assert all(e["pack"] == 3 for r in packed for e in r["history"])  # each epoch's cost is a third of the pack's
+
+
+def test_packed_resumes_each_model_from_its_own_checkpoint(digits, tmp_path):
+    # model 0 was killed after 2 epochs, model 1 after 1, model 2 never started: one pack finishes all three
+    seeds, ckpts = [0, 1, 2], [tmp_path / f"m{s}.pt" for s in range(3)]
+    for s, stop in ((0, 2), (1, 1)):
+        train(_built(s), digits, CFG, seed=s, device="cpu", checkpoint=ckpts[s], progress=False,
+              stop_after_epochs=stop)
+    models = [_built(s) for s in seeds]
+    packed = train_packed(models, digits, CFG, seeds=seeds, device="cpu", checkpoints=ckpts, progress=False)
+    assert [r["resumed_from"] for r in packed] == [2, 1, None]
+    for s, m_packed, r_packed in zip(seeds, models, packed):
+        m_alone, r_alone = run(digits, seed=s)
+        assert _strip(r_packed["history"]) == _strip(r_alone["history"])
+        assert all(torch.equal(p, q) for p, q in zip(m_alone.state_dict().values(), m_packed.state_dict().values()))
+
+
+def test_packed_checks_its_arguments(digits):
+    with pytest.raises(ParamsError, match="2 models, 1 seeds"):
+        train_packed([tiny_cnn(), tiny_cnn()], digits, CFG, seeds=[0], device="cpu", progress=False)
+    with pytest.raises(ParamsError, match="compile: expected one of"):
+        train(tiny_cnn(), digits, CFG, seed=0, device="cpu", progress=False, compile="fast")
+
+
+@pytest.mark.slow
+def test_compiled_equals_eager_to_tolerance(digits):
+    # torch.compile (inductor, C++ on the CPU) fuses kernels: the same training to float tolerance, not bit for bit
+    # (one step agrees to ~1e-7; a small lr keeps SGD from amplifying that over the epoch)
+    cfg = TrainConfig(epochs=1, batch_size=64, lr=0.005, image_size=16, grad_clip=5.0)
+    eager_model, eager = run(digits, cfg=cfg, dropout=0.0)
+    seed_everything(0)
+    compiled_model = tiny_cnn(dropout=0.0)
+    compiled = train(compiled_model, digits, cfg, seed=0, device="cpu", progress=False, compile="default")
+    assert compiled["compiled"] == "default" and "compiled" not in eager
+    (a,), (b,) = eager["history"], compiled["history"]
+    assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+    assert b["eval_loss"] == pytest.approx(a["eval_loss"], rel=1e-3)
+    for p, q in zip(eager_model.state_dict().values(), compiled_model.state_dict().values()):
+        assert torch.allclose(p.float(), q.float(), rtol=1e-2, atol=1e-3)

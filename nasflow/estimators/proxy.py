@@ -8,6 +8,7 @@ work directory and a running one checkpoints every epoch, so a killed job resume
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import zlib
@@ -20,7 +21,7 @@ from nasflow.cache import code_fingerprint, key_lock, write_text_atomic
 from nasflow.data import Splits
 from nasflow.progress import say as progress_say
 from nasflow.registry import build_network
-from nasflow.train import TrainConfig, train
+from nasflow.train import TrainConfig, train, train_packed
 
 # setting keys that are not training hyperparameters (they shape the network or the data split)
 _NETWORK_KEYS = {"channels", "width", "cells_per_stage", "layers", "eval_split"}
@@ -54,21 +55,26 @@ def depth_of(space, setting: dict) -> int | None:
     return setting["cells_per_stage"] if space.NAME == "nb201" else setting["layers"]
 
 
+def _seeded_network(space, arch: str, setting: dict, splits: Splits, seed: int) -> tuple[int, torch.nn.Module]:
+    """(the arch's seed, its network built right after seeding torch with it)."""
+    s = arch_seed(seed, arch)
+    torch.manual_seed(s)
+    return s, build_network(space, arch, channels=setting["channels"], depth=depth_of(space, setting),
+                            num_classes=splits.num_classes)
+
+
 def train_arch(arch: str, *, space, setting: dict, splits: Splits, seed: int, device, checkpoint=None,
                progress: bool = True, fingerprint: str | None = None, desc: str | None = None) -> dict:
     """Train one arch under one setting; returns the per-arch result (curves, final/best accuracy, cost).
     `desc` labels its progress (default: the arch)."""
-    s = arch_seed(seed, arch)
-    torch.manual_seed(s)
-    model = build_network(space, arch, channels=setting["channels"], depth=depth_of(space, setting),
-                          num_classes=splits.num_classes)
+    s, model = _seeded_network(space, arch, setting, splits, seed)
     result = train(model, splits, train_config(setting), seed=s, device=device, checkpoint=checkpoint,
                    progress=progress, desc=arch if desc is None else desc, fingerprint=fingerprint)
     return {"arch": arch, "seed": s, "setting": setting, **result}
 
 
 def train_archs(archs: list[str], *, space, setting: dict, splits: Splits, seed: int, device, work_dir,
-                progress: bool = True) -> list[dict]:
+                progress: bool = True, pack: int = 1, compile: str = "off") -> list[dict]:
     """Train every arch, reusing those already finished in work_dir by the same code; results in the order of
     `archs`.
 
@@ -76,9 +82,14 @@ def train_archs(archs: list[str], *, space, setting: dict, splits: Splits, seed:
     query a proxy, ground_truth and found_ground_truth), so each arch is trained under a per-arch lock: a job
     that finds an arch locked trains its other archs first, then waits and reads the result. A result is
     reused only when its code fingerprint matches this code's (`nasflow.cache`); otherwise it is retrained.
-    With `progress`, one line per arch on stderr says what happened to it (trained, reused, waited for) and
-    the training prints its epochs (`nasflow.train`).
+    `pack` archs at a time train side by side in this process (`nasflow.train.train_packed`: each result as if
+    trained alone); the archs another job holds are waited for one at a time. With `progress`, one line per
+    arch on stderr says what happened to it (trained, reused, waited for) and the training prints its epochs.
     """
+    if not isinstance(pack, int) or isinstance(pack, bool) or pack < 1:
+        from nasflow.errors import ParamsError
+
+        raise ParamsError(f"pack: expected a positive integer, got {pack!r}")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = code_fingerprint(__name__, space.__name__)
@@ -87,38 +98,57 @@ def train_archs(archs: list[str], *, space, setting: dict, splits: Splits, seed:
     number = {arch: f"arch {k}/{len(pending)}" for k, arch in enumerate(pending, 1)}
     say = progress_say if progress else (lambda text: None)
     for blocking in (False, True):  # first pass: skip archs another job is training; second: wait for them
-        deferred = []
-        for arch in pending:
-            key, name = digest(arch), f"{number[arch]} {arch}"
-            done = work_dir / f"{key}.json"
-            result = _finished(done, fingerprint)
-            if result is not None:
-                say(f"{name}: reused from the cache ({_outcome(result)})")
-                results[arch] = result
-                continue
-            if blocking:
-                say(f"{name}: waiting for the job that trains it")
-            with key_lock(work_dir / f"{key}.lock", blocking=blocking) as locked:
-                if not locked:
-                    say(f"{name}: another job is training it; training the others first")
-                    deferred.append(arch)
-                    continue
-                result = _finished(done, fingerprint)  # another job may have finished it meanwhile
-                if result is not None:
-                    say(f"{name}: trained by another job ({_outcome(result)})")
-                else:
-                    ckpt = work_dir / f"{key}.pt"
-                    say(f"{name}: training")
-                    result = train_arch(arch, space=space, setting=setting, splits=splits, seed=seed, device=device,
-                                        checkpoint=ckpt, progress=progress, fingerprint=fingerprint,
-                                        desc=number[arch])
-                    write_text_atomic(done, json.dumps(result, default=str))
-                    ckpt.unlink(missing_ok=True)  # the result is kept; the optimiser state is not needed
-                    resumed = f", resumed after epoch {result['resumed_from']}" if result.get("resumed_from") else ""
-                    say(f"{number[arch]}: trained in {result['seconds']:.1f} s ({_outcome(result)}{resumed})")
-            results[arch] = result
+        deferred, queue = [], list(pending)
+        # waiting while holding other archs' locks could deadlock two jobs: the waiting pass takes one at a time
+        size = 1 if blocking else pack
+        while queue:
+            with contextlib.ExitStack() as held:
+                group = []  # the archs this job holds the locks of and trains now
+                while queue and len(group) < size:
+                    arch = queue.pop(0)
+                    key, name = digest(arch), f"{number[arch]} {arch}"
+                    result = _finished(work_dir / f"{key}.json", fingerprint)
+                    if result is not None:
+                        say(f"{name}: reused from the cache ({_outcome(result)})")
+                        results[arch] = result
+                        continue
+                    if blocking:
+                        say(f"{name}: waiting for the job that trains it")
+                    if not held.enter_context(key_lock(work_dir / f"{key}.lock", blocking=blocking)):
+                        say(f"{name}: another job is training it; training the others first")
+                        deferred.append(arch)
+                        continue
+                    result = _finished(work_dir / f"{key}.json", fingerprint)  # another job may have finished it
+                    if result is not None:
+                        say(f"{name}: trained by another job ({_outcome(result)})")
+                        results[arch] = result
+                        continue
+                    say(f"{name}: training" + (f" (pack of up to {size})" if size > 1 else ""))
+                    group.append(arch)
+                if group:
+                    results.update(_train_group(group, work_dir=work_dir, space=space, setting=setting, splits=splits,
+                                                seed=seed, device=device, progress=progress, fingerprint=fingerprint,
+                                                descs=[number[a] for a in group], compile=compile, say=say))
         pending = deferred
     return [results[arch] for arch in archs]
+
+
+def _train_group(group: list[str], *, work_dir: Path, space, setting: dict, splits: Splits, seed: int, device,
+                 progress: bool, fingerprint: str, descs: list[str], compile: str, say) -> dict[str, dict]:
+    """Train the archs of `group` side by side (each checkpointed to, and kept in, work_dir): {arch: result}."""
+    seeds, models = zip(*(_seeded_network(space, arch, setting, splits, seed) for arch in group))
+    ckpts = [work_dir / f"{digest(arch)}.pt" for arch in group]
+    trained = train_packed(list(models), splits, train_config(setting), seeds=list(seeds), device=device, checkpoints=ckpts,
+                           progress=progress, descs=descs, fingerprint=fingerprint, compile=compile)
+    results = {}
+    for arch, s, ckpt, desc, out in zip(group, seeds, ckpts, descs, trained):
+        result = {"arch": arch, "seed": s, "setting": setting, **out}
+        write_text_atomic(work_dir / f"{digest(arch)}.json", json.dumps(result, default=str))
+        ckpt.unlink(missing_ok=True)  # the result is kept; the optimiser state is not needed
+        resumed = f", resumed after epoch {result['resumed_from']}" if result.get("resumed_from") else ""
+        say(f"{desc}: trained in {result['seconds']:.1f} s ({_outcome(result)}{resumed})")
+        results[arch] = result
+    return results
 
 
 def _outcome(result: dict) -> str:
