@@ -17,7 +17,7 @@ Every variant trains the same archs (`--archs` sampled with seed 0) at one setti
     python benchmarks/packing.py                                   # CPU: bpe1, 4 archs, digits-sized data
     python benchmarks/packing.py --device cuda --data cifar10 --images 50000 --archs 16 --packs 1,4,8,16 --jobs 1,2,4
 
-Writes a markdown table to stdout and JSON to benchmarks/out/packing.json.
+Writes a markdown table to stdout and JSON to benchmarks/out/packing.json (`--out`).
 """
 
 from __future__ import annotations
@@ -168,6 +168,7 @@ def parse():
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads in all")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
     p.add_argument("--skip", default="", help="comma list of parts to skip: packed, compiled, jobs")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "packing.json"), help="the JSON written")
     return p.parse_args()
 
 
@@ -201,10 +202,10 @@ def main():
         ratio = out["compiled"][0]["epoch_seconds"] / row["epoch_seconds"]
         print(f"| compile {row['compile']} (epoch after the first; first: {row['first_epoch_seconds']:.1f} s) | "
               f"{row['epoch_seconds']:.2f} s/epoch | {row['images_per_s']:,.0f} | {ratio:.2f}x |")
-    path = ROOT / "benchmarks" / "out" / "packing.json"
+    path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1, default=str))
-    print(f"\n(JSON: {path.relative_to(ROOT)})")
+    print(f"\n(JSON: {path})")
 
 
 if __name__ == "__main__":

@@ -407,7 +407,9 @@ class _Run:
         except Exception as e:
             if self.compile_checked:
                 raise
-            self.bar.line(f"compile: torch.compile failed ({type(e).__name__}); training eagerly")
+            # said whether or not progress is on: the result's missing `compiled` is otherwise the only sign
+            print(f"{self.desc + ': ' if self.desc else ''}compile: torch.compile failed ({type(e).__name__}: "
+                  f"{str(e).splitlines()[0] if str(e) else ''}); training eagerly", file=sys.stderr, flush=True)
             self.forward, self.compiled = self.model, "off"
             return self.model(x)
         finally:
