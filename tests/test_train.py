@@ -206,14 +206,20 @@ def test_packed_checks_its_arguments(digits):
 def test_compiled_equals_eager_to_tolerance(digits):
     # torch.compile (inductor, C++ on the CPU) fuses kernels: the same training to float tolerance, not bit for bit
     # (one step agrees to ~1e-7; a small lr keeps SGD from amplifying that over the epoch)
-    cfg = TrainConfig(epochs=1, batch_size=64, lr=0.005, image_size=16, grad_clip=5.0)
+    cfg = TrainConfig(epochs=1, batch_size=256, lr=0.005, image_size=16, grad_clip=5.0)
     eager_model, eager = run(digits, cfg=cfg, dropout=0.0)
     seed_everything(0)
     compiled_model = tiny_cnn(dropout=0.0)
+    init = {k: v.clone() for k, v in compiled_model.state_dict().items()}
     compiled = train(compiled_model, digits, cfg, seed=0, device="cpu", progress=False, compile="default")
     assert compiled["compiled"] == "default" and "compiled" not in eager
     (a,), (b,) = eager["history"], compiled["history"]
     assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
     assert b["eval_loss"] == pytest.approx(a["eval_loss"], rel=1e-3)
-    for p, q in zip(eager_model.state_dict().values(), compiled_model.state_dict().values()):
-        assert torch.allclose(p.float(), q.float(), rtol=1e-2, atol=1e-3)
+    # the epoch's weight updates agree to a few percent (per-step rounding differences compound over its 6 steps)
+    eager_state, compiled_state = eager_model.state_dict(), compiled_model.state_dict()
+    for k, w0 in init.items():
+        if not w0.is_floating_point():
+            continue
+        update, gap = (eager_state[k] - w0).norm(), (compiled_state[k] - eager_state[k]).norm()
+        assert gap <= 0.05 * update, (k, float(gap / update))
