@@ -170,7 +170,11 @@ def fisher(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor, seed: in
             h.remove()
     if not activations or not loss.requires_grad:
         return 0.0
-    grads = torch.autograd.grad(loss, activations, allow_unused=True)
+    return _fisher_total(activations, torch.autograd.grad(loss, activations, allow_unused=True))
+
+
+def _fisher_total(activations, grads) -> float:
+    """Sum over the channels of every activation of 0.5 * mean_n (sum_spatial a * dL/da)^2."""
     total = 0.0
     for act, grad in zip(activations, grads):
         if grad is None:  # a layer off the loss's path (e.g. an auxiliary head)
@@ -226,20 +230,10 @@ def loss_gradient_proxies(model: nn.Module, batch: torch.Tensor, labels: torch.T
         weight_grads, act_grads = grads[:len(weights)], grads[len(weights):]
         gradient = _elapsed(start, device)
 
-        def fisher_value() -> float:
-            total = 0.0
-            for act, grad in zip(activations, act_grads):
-                if grad is None:  # a layer off the loss's path (e.g. an auxiliary head)
-                    continue
-                prod = act.detach() * grad
-                per_channel = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
-                total += per_channel.pow(2).mean(0).mul(0.5).sum().item()
-            return float(total)
-
         reductions = {
             "grad_norm": lambda: _total(g.norm() for g in weight_grads if g is not None),
             "snip": lambda: _total((w.detach() * g).abs() for w, g in zip(weights, weight_grads) if g is not None),
-            "fisher": fisher_value,
+            "fisher": lambda: _fisher_total(activations, act_grads),
         }
         for name in plain:
             start = time.perf_counter()
