@@ -38,8 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from nasflow.data import load_dataset  # noqa: E402
 from nasflow.devices import describe  # noqa: E402
-from nasflow.estimators.proxy import arch_seed, depth_of, train_config  # noqa: E402
-from nasflow.registry import build_network  # noqa: E402
+from nasflow.estimators.proxy import seeded_network, train_config  # noqa: E402
 from nasflow.spaces import get_space  # noqa: E402
 from nasflow.train import train, train_packed  # noqa: E402
 
@@ -63,14 +62,9 @@ def splits_of(args):
 
 
 def models_of(archs, setting, splits, space):
-    seeds, models = [], []
-    for arch in archs:
-        s = arch_seed(0, arch)
-        torch.manual_seed(s)
-        models.append(build_network(space, arch, channels=setting["channels"], depth=depth_of(space, setting),
-                                    num_classes=splits.num_classes))
-        seeds.append(s)
-    return seeds, models
+    """(seeds, networks) of `archs`, each built as proxy training builds it."""
+    seeds, models = zip(*(seeded_network(space, arch, setting, splits, seed=0) for arch in archs))
+    return list(seeds), list(models)
 
 
 def synced(device):

@@ -265,7 +265,7 @@ def train_packed(models: list[nn.Module], splits: Splits, cfg: TrainConfig, *, s
         raise DataError(f"labels: {len(y_train)} labels for {len(splits.x_train)} training images")
     # one model alone uses the global RNG as `train` always did; a pack gives each model its own RNG state
     runs = [_Run(m, cfg, seed=s, device=device, checkpoint=c, fingerprint=fingerprint, desc=d,
-                 own_rng=n > 1, stop_after_epochs=stop_after_epochs)
+                 packed=n > 1, stop_after_epochs=stop_after_epochs)
             for m, s, c, d in zip(models, seeds, checkpoints, descs)]
     active = [r for r in runs if r.epoch < r.last]
     train_loader = eval_loader = None
@@ -288,7 +288,7 @@ def train_packed(models: list[nn.Module], splits: Splits, cfg: TrainConfig, *, s
                 with r.context():
                     r.begin_epoch()
             batches = [iter(r.loader) for r in active]
-            for pairs in zip(*batches) if len(active) > 1 else ((b,) for b in batches[0]):
+            for pairs in zip(*batches):
                 for r, (x, y) in zip(active, pairs):
                     with r.context():
                         r.step(x, y)
@@ -321,7 +321,7 @@ class _Run:
     """One model's training: its optimiser, scheduler, history, checkpoint, data order and (in a pack) RNG."""
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, *, seed: int, device: torch.device, checkpoint,
-                 fingerprint: str | None, desc: str, own_rng: bool, stop_after_epochs: int | None):
+                 fingerprint: str | None, desc: str, packed: bool, stop_after_epochs: int | None):
         if fingerprint is None:
             own = type(model).__module__  # a model from outside the project is pinned by the torch version only
             fingerprint = code_fingerprint(__name__, *([own] if own.startswith("nasflow.") else []))
@@ -355,13 +355,13 @@ class _Run:
         else:
             seed_everything(seed)
         # in a pack, this run's RNG state lives here between its turns (the global one belongs to the turn)
-        self.rng = _rng_state() if own_rng else None
+        self.rng = _rng_state() if packed else None
         self.resumed_from = self.epoch if self.epoch > 0 else None
         self.diverged_epoch = next((h["epoch"] for h in self.history if h.get("diverged")), None)
         self.last = cfg.epochs if stop_after_epochs is None else min(cfg.epochs, int(stop_after_epochs))
         if self.diverged_epoch is not None:  # a resumed diverged run ends as it ended, without training on
             self.last = self.epoch
-        self.stream = torch.cuda.Stream(device) if own_rng and device.type == "cuda" else None
+        self.stream = torch.cuda.Stream(device) if packed and device.type == "cuda" else None
         self.compiled = "off"
 
     def start(self, train_loader: DeviceLoader | None, steps: int, *, progress: bool, compile: str) -> None:

@@ -55,7 +55,7 @@ def depth_of(space, setting: dict) -> int | None:
     return setting["cells_per_stage"] if space.NAME == "nb201" else setting["layers"]
 
 
-def _seeded_network(space, arch: str, setting: dict, splits: Splits, seed: int) -> tuple[int, torch.nn.Module]:
+def seeded_network(space, arch: str, setting: dict, splits: Splits, seed: int) -> tuple[int, torch.nn.Module]:
     """(the arch's seed, its network built right after seeding torch with it)."""
     s = arch_seed(seed, arch)
     torch.manual_seed(s)
@@ -67,7 +67,7 @@ def train_arch(arch: str, *, space, setting: dict, splits: Splits, seed: int, de
                progress: bool = True, fingerprint: str | None = None, desc: str | None = None) -> dict:
     """Train one arch under one setting; returns the per-arch result (curves, final/best accuracy, cost).
     `desc` labels its progress (default: the arch)."""
-    s, model = _seeded_network(space, arch, setting, splits, seed)
+    s, model = seeded_network(space, arch, setting, splits, seed)
     result = train(model, splits, train_config(setting), seed=s, device=device, checkpoint=checkpoint,
                    progress=progress, desc=arch if desc is None else desc, fingerprint=fingerprint)
     return {"arch": arch, "seed": s, "setting": setting, **result}
@@ -136,7 +136,7 @@ def train_archs(archs: list[str], *, space, setting: dict, splits: Splits, seed:
 def _train_group(group: list[str], *, work_dir: Path, space, setting: dict, splits: Splits, seed: int, device,
                  progress: bool, fingerprint: str, descs: list[str], compile: str, say) -> dict[str, dict]:
     """Train the archs of `group` side by side (each checkpointed to, and kept in, work_dir): {arch: result}."""
-    seeds, models = zip(*(_seeded_network(space, arch, setting, splits, seed) for arch in group))
+    seeds, models = zip(*(seeded_network(space, arch, setting, splits, seed) for arch in group))
     ckpts = [work_dir / f"{digest(arch)}.pt" for arch in group]
     trained = train_packed(list(models), splits, train_config(setting), seeds=list(seeds), device=device, checkpoints=ckpts,
                            progress=progress, descs=descs, fingerprint=fingerprint, compile=compile)
