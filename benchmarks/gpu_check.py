@@ -489,7 +489,7 @@ class Run:
                         "compiled_epoch1_train_seconds": comp["history"][0]["train_seconds"],
                         "eager_train_loss": le, "compiled_train_loss": lc}
 
-    def _search(self, method: str):
+    def _search(self, method: str, precision: int = 32):
         from nasflow.search.differentiable import run_search
 
         z = self.sizes
@@ -497,7 +497,8 @@ class Run:
         r = run_search(method, splits, space="nb201", C=z.search_C, depth=z.search_N, epochs=1,
                        batch_size=z.search_batch, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_nesterov=True,
                        w_wd=5e-4, grad_clip=5.0, a_lr=3e-4, a_betas=(0.5, 0.999), a_wd=1e-3, tau_max=10.0,
-                       tau_min=0.1, seed=0, device=self.device, progress=False, image_size=z.search_px)
+                       tau_min=0.1, seed=0, device=self.device, progress=False, image_size=z.search_px,
+                       precision=precision)
         require(r["status"] == "ok", f"status {r['status']!r} (diverged in epoch {r.get('diverged_epoch')})")
         h = r["history"][-1]
         values = {k: h[k] for k in ("train_loss", "arch_loss", "valid_loss")}
@@ -510,7 +511,11 @@ class Run:
         return detail, {"best": r["best"], "epoch_seconds": h["seconds"], **values}
 
     def check_gdas(self):
-        return self._search("gdas")
+        detail, data = self._search("gdas")
+        # the search's loop is the training engine's: bf16 autocast reaches its weight and alpha steps too
+        detail16, data16 = self._search("gdas", precision=16)
+        data["bf16"] = data16
+        return f"{detail}; bf16: {detail16}", data
 
     def check_darts_v2_hvp(self):
         from nasflow.models.nb201_search import NB201SearchNetwork

@@ -43,7 +43,7 @@ from nasflow.data import DeviceLoader, Splits
 from nasflow.errors import CheckpointError, DataError, ParamsError
 from nasflow.progress import Progress, fmt
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: `kind` (train, search) and `extra` (a loop's own state)
 STATUS_OK, STATUS_DIVERGED = "ok", "diverged"  # a result's `status`: a diverged run is never a score
 
 
@@ -184,27 +184,36 @@ def _restore_grads(path: Path, model: nn.Module, mask: torch.Tensor) -> None:
             p.grad = torch.zeros_like(p) if has_grad else None  # zeros_like keeps the param's (NHWC) strides
 
 
-def _load_checkpoint(path: Path, cfg: TrainConfig, seed: int, fingerprint: str) -> dict | None:
-    """The checkpoint's state to resume from, or None when other code wrote it (then training starts again)."""
+def _load_checkpoint(path: Path, cfg: TrainConfig, seed: int, fingerprint: str, *, kind: str = "train",
+                     config: dict | None = None, extra_keys: tuple = ()) -> dict | None:
+    """The checkpoint's state to resume from, or None when other code wrote it (then training starts again).
+
+    `kind` names what wrote it ("train", "search"); `config` is the dict it must have been written with
+    (default: `cfg`'s); `extra_keys` are what its `extra` (the loop's own state) must hold."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}); delete it to start "
                               "again") from None
+    what = "training" if kind == "train" else kind
     need = ("format", "model", "optimizer", "scheduler", "epoch", "history", "rng", "cfg", "seed")
-    if not isinstance(state, dict) or any(k not in state for k in need) or not isinstance(state["cfg"], dict):
-        raise CheckpointError(f"{path}: not a nasflow training checkpoint")
+    if not isinstance(state, dict) or any(k not in state for k in need) or not isinstance(state["cfg"], dict) \
+            or state.get("kind", "train") != kind:
+        raise CheckpointError(f"{path}: not a nasflow {what} checkpoint")
     if _stale(path, state, fingerprint):
         return None
-    if state["cfg"] != asdict(cfg):
-        diff = sorted(k for k in asdict(cfg) if state["cfg"].get(k) != asdict(cfg)[k])
+    config = asdict(cfg) if config is None else config
+    if state["cfg"] != config:
+        diff = sorted(k for k in config if state["cfg"].get(k) != config[k])
         raise CheckpointError(f"{path}: checkpoint was written with a different config "
                               f"({', '.join(diff) or 'keys'} differ); delete it to start again")
     if state["seed"] != seed:
         raise CheckpointError(f"{path}: checkpoint was written with seed {state['seed']}, not {seed}")
     mask = state.get("has_grad")  # checked after the fingerprint: older code wrote none, and is started again
-    if not (torch.is_tensor(mask) and mask.dtype == torch.bool and mask.dim() == 1):
-        raise CheckpointError(f"{path}: not a nasflow training checkpoint (no gradient mask)")
+    extra = state.get("extra", {})
+    if not (torch.is_tensor(mask) and mask.dtype == torch.bool and mask.dim() == 1) \
+            or not isinstance(extra, dict) or any(k not in extra for k in extra_keys):
+        raise CheckpointError(f"{path}: not a nasflow {what} checkpoint (incomplete)")
     return state
 
 
@@ -280,9 +289,19 @@ def train_packed(models: list[nn.Module], splits: Splits, cfg: TrainConfig, *, s
                                    std=splits.std, channels_last=cfg.channels_last)
     steps = len(train_loader) if train_loader is not None else 0
     for r in runs:
-        r.start(train_loader, steps, progress=progress, compile=compile)
+        r.start(train_loader, eval_loader, steps, progress=progress, compile=compile)
+    run_epochs(runs)
+    return [r.result(splits) for r in runs]
+
+
+def run_epochs(runs: list["_Run"]) -> None:
+    """The epoch loop of every training in nasflow (proxies, ground truth, supernets, differentiable searches):
+    an epoch of each unfinished run, their steps side by side, then each one's evaluation and checkpoint, until
+    every run has reached its last epoch. Runs must have been `start`ed."""
+    active = [r for r in runs if r.epoch < r.last]
+    device = runs[0].device if runs else None
     try:
-        while active:  # one epoch of every active model, their steps side by side
+        while active:
             t0 = time.perf_counter()
             for r in active:
                 with r.context():
@@ -299,7 +318,7 @@ def train_packed(models: list[nn.Module], splits: Splits, cfg: TrainConfig, *, s
             train_seconds = time.perf_counter() - t0
             for r, record in zip(active, records):
                 with r.context():
-                    r.evaluate(record, eval_loader, splits)
+                    r.evaluate(record)
             # the cost of an epoch of each: the pack's time shared out (its steps interleave with the others')
             seconds = time.perf_counter() - t0
             for r, record in zip(active, records):
@@ -311,40 +330,61 @@ def train_packed(models: list[nn.Module], splits: Splits, cfg: TrainConfig, *, s
             active = [r for r in active if r.epoch < r.last]
     finally:
         for r in runs:
-            r.bar.close()
-    if device.type == "cuda":
+            if getattr(r, "bar", None) is not None:
+                r.bar.close()
+    if device is not None and device.type == "cuda":
         torch.cuda.synchronize(device)
-    return [r.result(splits) for r in runs]
 
 
 class _Run:
-    """One model's training: its optimiser, scheduler, history, checkpoint, data order and (in a pack) RNG."""
+    """One model's training: its optimiser, scheduler, history, checkpoint, data order and (in a pack) RNG.
+
+    The plain run is supervised training under a `TrainConfig`; a loop with more to it (a differentiable search:
+    architecture steps, its own evaluation and record) subclasses it and overrides the hooks `before_step`,
+    `after_step`, `forward_kwargs`, `end_training`, `evaluate`, `epoch_line` and `extra_state` (the
+    `load_extra_state` of what it saved), passing its own `optimizer` / `scheduler` (`step_scheduler`
+    "step": the scheduler steps after every weight step rather than every epoch) and `config` (what its
+    checkpoint must have been written with)."""
+
+    kind = "train"             # what the checkpoint says wrote it
+    score_key = "eval_acc"     # the record's value on the progress bar
+    extra_keys: tuple = ()     # what `extra_state` holds (a checkpoint without them is refused)
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, *, seed: int, device: torch.device, checkpoint,
-                 fingerprint: str | None, desc: str, packed: bool, stop_after_epochs: int | None):
+                 fingerprint: str | None, desc: str, packed: bool, stop_after_epochs: int | None,
+                 optimizer: torch.optim.Optimizer | None = None, scheduler=None, step_scheduler: str = "epoch",
+                 config: dict | None = None, seeded: bool = False):
         if fingerprint is None:
             own = type(model).__module__  # a model from outside the project is pinned by the torch version only
             fingerprint = code_fingerprint(__name__, *([own] if own.startswith("nasflow.") else []))
         self.model, self.cfg, self.seed, self.device, self.desc = model, cfg, seed, device, desc
         self.fingerprint = fingerprint
+        self.config = asdict(cfg) if config is None else config
         self.use_bf16 = device.type == "cuda" and cfg.precision == 16
         model.to(device)
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs,
-                                                                    eta_min=cfg.lr_min)
+        self.optimizer = optimizer or torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+            weight_decay=cfg.weight_decay)
+        self.scheduler = scheduler or torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=cfg.epochs, eta_min=cfg.lr_min)
+        self.step_scheduler = step_scheduler
+        # the parameters the weight step trains (a search's alphas have their own optimiser)
+        self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.all_params = len(self.params) == len(list(model.parameters()))
         self.history: list[dict] = []
         self.epoch = 0
         self.ckpt = Path(checkpoint) if checkpoint is not None else None
-        state = (_load_checkpoint(self.ckpt, cfg, seed, fingerprint)
+        state = (_load_checkpoint(self.ckpt, cfg, seed, fingerprint, kind=self.kind, config=self.config,
+                                  extra_keys=self.extra_keys)
                  if self.ckpt is not None and self.ckpt.exists() else None)
         if state is not None:
             try:
                 model.load_state_dict(state["model"])
                 self.optimizer.load_state_dict(state["optimizer"])
                 self.scheduler.load_state_dict(state["scheduler"])
+                self.load_extra_state(state.get("extra", {}))
             except Exception as e:
                 raise CheckpointError(f"{self.ckpt}: checkpoint does not match this model "
                                       f"({type(e).__name__})") from None
@@ -352,7 +392,7 @@ class _Run:
             self.history = list(state["history"])
             self.epoch = int(state["epoch"])
             _set_rng_state(state["rng"])
-        else:
+        elif not seeded:  # `seeded`: the caller seeded before building the model (and its RNG use goes on)
             seed_everything(seed)
         # in a pack, this run's RNG state lives here between its turns (the global one belongs to the turn)
         self.rng = _rng_state() if packed else None
@@ -363,9 +403,40 @@ class _Run:
             self.last = self.epoch
         self.stream = torch.cuda.Stream(device) if packed and device.type == "cuda" else None
         self.compiled = "off"
+        self.bar = None
 
-    def start(self, train_loader: DeviceLoader | None, steps: int, *, progress: bool, compile: str) -> None:
+    # ------------------------------------------------------------------------------------ the hooks
+
+    def load_extra_state(self, extra: dict) -> None:
+        """Restore what `extra_state` saved (a subclass' own state: a second optimiser, a controller)."""
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def forward_kwargs(self) -> dict:
+        """Keywords of this step's forward (e.g. the arch a controller sampled)."""
+        return {}
+
+    def before_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Runs before each weight step (DARTS-V2's architecture step)."""
+
+    def after_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Runs after each weight step (the other searches' architecture step)."""
+
+    def epoch_line(self, record: dict) -> str:
+        cfg = self.cfg
+        return (f"epoch {record['epoch']}/{cfg.epochs}  train_loss {fmt(record['train_loss'], '.4f')}  "
+                f"train_acc {fmt(record['train_acc'], '.2f', '%')}  eval_acc {fmt(record['eval_acc'], '.2f', '%')}"
+                f"  {record['seconds']:.1f} s" + ("  DIVERGED" if record.get("diverged") else ""))
+
+    # ------------------------------------------------------------------------------------ the loop
+
+    def start(self, train_loader: DeviceLoader | None, eval_loader: DeviceLoader | None, steps: int, *,
+              progress: bool, compile: str) -> None:
+        if compile not in COMPILE_MODES:
+            raise ParamsError(f"compile: expected one of {', '.join(COMPILE_MODES)} (got {compile!r})")
         self.loader = train_loader.with_seed(self.seed) if train_loader is not None else None
+        self.eval_loader = eval_loader
         self.bar = _progress(progress, total=self.cfg.epochs * steps, initial=self.epoch * steps, desc=self.desc)
         if self.resumed_from is not None and self.epoch < self.last:
             self.bar.line(f"resumed from its checkpoint after epoch {self.epoch}/{self.cfg.epochs}")
@@ -399,11 +470,11 @@ class _Run:
         self.correct = torch.zeros((), dtype=torch.int64, device=self.device)
         self.seen = 0
 
-    def _forward(self, x: torch.Tensor):
+    def _forward(self, x: torch.Tensor, **kw):
         if self.forward is self.model:
-            return self.model(x)
+            return self.model(x, **kw)
         try:  # torch.compile compiles on the first call: that is where a missing compiler shows
-            return self.forward(x)
+            return self.forward(x, **kw)
         except Exception as e:
             if self.compile_checked:
                 raise
@@ -411,68 +482,78 @@ class _Run:
             print(f"{self.desc + ': ' if self.desc else ''}compile: torch.compile failed ({type(e).__name__}: "
                   f"{str(e).splitlines()[0] if str(e) else ''}); training eagerly", file=sys.stderr, flush=True)
             self.forward, self.compiled = self.model, "off"
-            return self.model(x)
+            return self.model(x, **kw)
         finally:
             self.compile_checked = True
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """One weight step on (x, y), between the `before_step` and `after_step` hooks."""
         cfg = self.cfg
+        self.before_step(x, y)
         with _autocast(self.use_bf16):
-            logits, aux = _split_output(self._forward(x))
+            logits, aux = _split_output(self._forward(x, **self.forward_kwargs()))
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             if cfg.aux_weight > 0 and aux is not None:
                 loss = loss + cfg.aux_weight * F.cross_entropy(aux, y, label_smoothing=cfg.label_smoothing)
         self.optimizer.zero_grad(set_to_none=cfg.grad_reset == "none")
-        loss.backward()
+        # only the optimiser's parameters get gradients (a search's alphas keep theirs)
+        loss.backward(inputs=None if self.all_params else self.params)
         if cfg.grad_clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
         self.optimizer.step()
+        if self.step_scheduler == "step":
+            self.scheduler.step()
         n = y.shape[0]
         self.seen += n
         self.loss_sum += loss.detach().float() * n
         self.correct += (logits.detach().argmax(1) == y).sum()
+        self.after_step(x, y)
         self.bar.update(1)
 
     def end_training(self) -> dict:
         """The epoch's record so far: its training loss and accuracy (one host read)."""
-        self.scheduler.step()
+        if self.step_scheduler == "epoch":
+            self.scheduler.step()
         return {"epoch": self.epoch + 1, "lr": self.lr_now,
                 "train_loss": float(self.loss_sum) / max(self.seen, 1),  # the epoch's one host sync
                 "train_acc": 100.0 * int(self.correct) / max(self.seen, 1),
                 "eval_loss": None, "eval_acc": None, "train_images": self.seen}
 
-    def evaluate(self, record: dict, eval_loader: DeviceLoader, splits: Splits) -> None:
+    def evaluate(self, record: dict) -> None:
         """Evaluate after the epoch (unless it diverged, or it is not an evaluation epoch); mark a divergence."""
         cfg, epoch = self.cfg, self.epoch
         # a non-finite loss (NaN/inf) ends the run: no evaluation of NaN weights, no score
         diverged = not math.isfinite(record["train_loss"])
         if not diverged and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
-            record["eval_loss"], record["eval_acc"] = evaluate(self.model, eval_loader, use_bf16=self.use_bf16)
-            if len(splits.x_eval) and not math.isfinite(record["eval_loss"]):
+            record["eval_loss"], record["eval_acc"] = evaluate(self.model, self.eval_loader, use_bf16=self.use_bf16)
+            if len(self.eval_loader) and not math.isfinite(record["eval_loss"]):
                 diverged, record["eval_acc"] = True, math.nan  # argmax of NaN logits is not an accuracy
         if diverged:
             record["diverged"] = True
-            self.diverged_epoch = epoch + 1
+        self.sync()
+
+    def sync(self) -> None:
+        """Wait for this run's queued kernels (CUDA): the epoch's time is then its own."""
         if self.device.type == "cuda":
             (self.stream or torch.cuda.current_stream(self.device)).synchronize()
 
     def save(self, record: dict) -> None:
         """Close the epoch: its record into the history, a progress line, the checkpoint."""
-        cfg, epoch = self.cfg, self.epoch
         diverged = bool(record.get("diverged"))
+        if diverged:
+            self.diverged_epoch = record["epoch"]
         self.history.append(record)
-        self.bar.set_postfix(acc=f"{record['eval_acc']:.2f}" if record["eval_acc"] is not None else "-",
-                             refresh=False)
-        self.bar.line(f"epoch {epoch + 1}/{cfg.epochs}  train_loss {fmt(record['train_loss'], '.4f')}  "
-                      f"train_acc {fmt(record['train_acc'], '.2f', '%')}  eval_acc {fmt(record['eval_acc'], '.2f', '%')}"
-                      f"  {record['seconds']:.1f} s" + ("  DIVERGED" if diverged else ""))
-        self.epoch = epoch + 1
+        score = record.get(self.score_key)
+        self.bar.set_postfix(acc=f"{score:.2f}" if score is not None else "-", refresh=False)
+        self.bar.line(self.epoch_line(record))
+        self.epoch += 1
         if self.ckpt is not None:
             _save_checkpoint(self.ckpt, {
-                "format": CHECKPOINT_FORMAT, "model": self.model.state_dict(),
+                "format": CHECKPOINT_FORMAT, "kind": self.kind, "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "epoch": self.epoch, "history": self.history, "rng": _rng_state(), "cfg": asdict(cfg),
-                "seed": self.seed, "fingerprint": self.fingerprint, "has_grad": _grad_mask(self.model)})
+                "epoch": self.epoch, "history": self.history, "rng": _rng_state(), "cfg": self.config,
+                "seed": self.seed, "fingerprint": self.fingerprint, "has_grad": _grad_mask(self.model),
+                "extra": self.extra_state()})
         if diverged:  # the checkpoint above holds the diverged epoch: a rerun returns this result
             self.last = self.epoch
 
@@ -499,15 +580,17 @@ class _Run:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DeviceLoader, *, use_bf16: bool = False) -> tuple[float, float]:
-    """(mean cross-entropy, top-1 accuracy in percent) of `model` in eval mode over `loader`."""
+def evaluate(model: nn.Module, loader: DeviceLoader, *, use_bf16: bool = False, **forward_kw) -> tuple[float, float]:
+    """(mean cross-entropy, top-1 accuracy in percent) of `model` in eval mode over `loader`; `forward_kw` go to
+    the model (a supernet's or search network's `arch`, `mode`). Sums stay on the device (the loss in float64,
+    as exact as summing each batch's on the host) and are read once."""
     model.eval()
-    loss_sum = torch.zeros((), device=loader.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=loader.device)
     correct = torch.zeros((), dtype=torch.int64, device=loader.device)
     seen = 0
     for x, y in loader:
         with _autocast(use_bf16):
-            logits, _ = _split_output(model(x))
+            logits, _ = _split_output(model(x, **forward_kw))
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
         seen += y.shape[0]

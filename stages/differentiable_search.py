@@ -8,6 +8,7 @@ Parameters: the `differentiable:` section of params.yaml (`epochs` is a number o
 `overrides: {method: {key: value}}` sets any other key for one method, e.g. ENAS' own batch size and lr). The
 `ctl_*` keys set ENAS' controller and are passed to (and part of the work-dir digest of) ENAS only.
 The supernet's depth is `cells_per_stage` in the nb201 space and `layers` (total cells) in the darts space.
+`parallel.compile` compiles the weight step (see nasflow.train); `precision: 16` trains under bf16 on CUDA.
 The data are loaded with eval_split "valid": weights train on the first half of the training images, the
 architecture on the second. The search checkpoints every epoch under results/work/search-<method>-<digest>/
 and a rerun resumes there. A search whose losses turn non-finite ends with `status: diverged`,
@@ -19,7 +20,8 @@ import sys
 import time
 
 from nasflow.errors import ParamsError
-from stages.common import claim, configure_torch, load_params, main_guard, parser, provenance, write_json
+from stages.common import (claim, configure_torch, load_params, main_guard, parser, provenance, training_options,
+                           write_json)
 from stages.training import load_splits, work_dir
 
 # key -> run_search keyword (None: not passed through)
@@ -30,7 +32,7 @@ KEYS = {
     "w_nesterov": "w_nesterov", "w_wd": "w_wd",
     "grad_clip": "grad_clip", "a_lr": "a_lr", "a_betas": "a_betas", "a_wd": "a_wd", "tau_max": "tau_max",
     "tau_min": "tau_min", "select_num": "select_num", "select_batch_size": "select_batch_size",
-    "track_running_stats": "track_running_stats", "valid_images": "valid_images",
+    "track_running_stats": "track_running_stats", "valid_images": "valid_images", "precision": "precision",
     **{k: k for k in ("ctl_lstm_size", "ctl_lstm_layers", "ctl_tanh_constant", "ctl_temperature", "ctl_lr",
                       "ctl_betas", "ctl_eps", "ctl_entropy_weight", "ctl_baseline_decay", "ctl_train_steps",
                       "ctl_num_aggregate", "ctl_baseline_mode")},
@@ -38,6 +40,7 @@ KEYS = {
 DEFAULTS = {"methods": ["gdas", "darts-v1", "darts-v2", "rsps", "setn"], "w_lr_min": 0.001, "w_momentum": 0.9,
             "w_nesterov": True, "grad_clip": 5.0, "a_betas": [0.5, 0.999], "tau_max": 10.0, "tau_min": 0.1,
             "select_num": 100, "select_batch_size": None, "track_running_stats": False, "valid_images": None,
+            "precision": 32,
             # ENAS' controller (ADL ENAS.sh / ENAS.config)
             "ctl_lstm_size": 32, "ctl_lstm_layers": 2, "ctl_tanh_constant": 2.5, "ctl_temperature": 5.0,
             "ctl_lr": 1e-3, "ctl_betas": [0.0, 0.999], "ctl_eps": 1e-3, "ctl_entropy_weight": 1e-4,
@@ -109,7 +112,8 @@ def run(params: dict, method: str, out, *, progress: bool = True) -> dict:
     start = time.time()
     with claim(params) as device:
         result = run_search(method, splits, **cfg, seed=params["seed"], device=device,
-                            checkpoint=work / "search.pt", progress=progress)
+                            checkpoint=work / "search.pt", progress=progress,
+                            compile=training_options(params)["compile"])
         device_name = describe(device)
     if progress:
         print(f"{method}: {'picked ' + result['best'] if result['best'] else 'no pick'} (status {result['status']}, "

@@ -28,7 +28,7 @@ def digits():
 
 
 def _no_seconds(history):
-    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+    return [{k: v for k, v in h.items() if k not in ("seconds", "train_seconds")} for h in history]
 
 
 # ------------------------------------------------------------------------------------------- the model
@@ -229,6 +229,33 @@ def test_refuses_test_split_and_unknown_method(digits):
     with pytest.raises(ParamsError, match="unknown method"):
         run_search("enas-x", digits, epochs=1, **KW)
     assert set(METHODS) == {"gdas", "darts-v1", "darts-v2", "rsps", "setn", "enas"}
+
+
+def test_engine_options_are_checked(digits):
+    with pytest.raises(ParamsError, match="precision: expected 16 or 32"):
+        run_search("gdas", digits, epochs=1, precision=8, **KW)
+    with pytest.raises(ParamsError, match="compile: expected one of"):
+        run_search("gdas", digits, epochs=1, compile="fast", **KW)
+
+
+def test_search_and_training_checkpoints_are_not_mistaken_for_each_other(digits, tmp_path):
+    # one engine, one checkpoint format: each loop refuses the other's file by its kind, in one line
+    from nasflow.train import TrainConfig, train
+
+    search_ckpt = tmp_path / "search.pt"
+    run_search("rsps", digits, epochs=2, checkpoint=search_ckpt, stop_after_epochs=1, **KW)
+    assert torch.load(search_ckpt, weights_only=True)["kind"] == "search"
+    net = NB201SearchNetwork(C=4, N=1, num_classes=10, mode="uniform")
+    with pytest.raises(CheckpointError, match="not a nasflow training checkpoint"):
+        train(net, digits, TrainConfig(epochs=1, batch_size=64, lr=0.1, image_size=8), seed=0, device="cpu",
+              progress=False, checkpoint=search_ckpt)
+    train_ckpt = tmp_path / "train.pt"
+    seed_everything(0)
+    from tests.test_train import tiny_cnn
+    train(tiny_cnn(), digits, TrainConfig(epochs=2, batch_size=64, lr=0.1, image_size=16), seed=0, device="cpu",
+          progress=False, checkpoint=train_ckpt, stop_after_epochs=1)
+    with pytest.raises(CheckpointError, match="not a nasflow search checkpoint"):
+        run_search("rsps", digits, epochs=2, checkpoint=train_ckpt, **KW)
 
 
 # ------------------------------------------------------------------------------------------------ stage

@@ -150,17 +150,17 @@ def test_enas_resume_is_bit_identical(digits, tmp_path):
     ckpt = tmp_path / "search.pt"
     part = run_search("enas", digits, epochs=2, checkpoint=ckpt, stop_after_epochs=1, **KW)
     assert not part["completed"] and part["best"] is None
-    state = torch.load(ckpt, weights_only=True)
+    state = torch.load(ckpt, weights_only=True)["extra"]  # the search's own part of the engine's checkpoint
     assert {"controller", "baseline", "a_optimizer"} <= set(state) and isinstance(state["baseline"], float)
     assert state["a_optimizer"]["param_groups"][0]["betas"] == (0.0, 0.999)
     resumed = run_search("enas", digits, epochs=2, checkpoint=ckpt, **KW)
     assert resumed["resumed_from"] == 1 and resumed["completed"]
     assert resumed["best"] == full["best"] and resumed["selection"]["candidates"] == full["selection"]["candidates"]
     assert _no_seconds(resumed["history"]) == _no_seconds(full["history"])
-    final = torch.load(ckpt, weights_only=True)
+    final = torch.load(ckpt, weights_only=True)["extra"]
     full_ckpt = tmp_path / "full.pt"
     run_search("enas", digits, epochs=2, checkpoint=full_ckpt, **KW)
-    other = torch.load(full_ckpt, weights_only=True)
+    other = torch.load(full_ckpt, weights_only=True)["extra"]
     assert final["baseline"] == other["baseline"]
     assert all(torch.equal(final["controller"][k], other["controller"][k]) for k in other["controller"])
 

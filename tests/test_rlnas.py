@@ -225,6 +225,23 @@ def test_supernet_accuracy_deterministic(digits):
     assert net.training  # mode restored
 
 
+def test_supernet_accuracy_is_the_hand_counted_accuracy_in_either_memory_format(digits):
+    from nasflow.data import DeviceLoader
+
+    net = small()
+    kw = dict(device="cpu", batch_size=64, bn_batches=0)  # no recalibration: the supernet's own BN statistics
+    acc = supernet_accuracy(net, ARCH, digits, **kw)
+    loader = DeviceLoader(digits.x_eval, digits.y_eval, batch_size=97, device="cpu", image_size=digits.image_size,
+                          train=False, mean=digits.mean, std=digits.std, channels_last=False)
+    net.eval()
+    with torch.no_grad():
+        correct = sum(int((net(x, arch=ARCH).argmax(1) == y).sum()) for x, y in loader)
+    net.train()
+    assert acc == pytest.approx(100.0 * correct / len(digits.y_eval), abs=1e-9)
+    # NHWC kernels round differently: at most an image's argmax may move
+    assert abs(supernet_accuracy(net, ARCH, digits, channels_last=True, **kw) - acc) <= 100.0 / len(digits.y_eval)
+
+
 # ---------------------------------------------------------------------------------------------- search
 
 def conv3_count(archs):

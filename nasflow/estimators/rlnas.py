@@ -131,7 +131,8 @@ class SupernetScorer:
             scores = supernet_accuracies(self.supernet, archs, self.splits, device=self.device,
                                          batch_size=self.setting["batch_size"], bn_batches=self.bn_batches,
                                          max_eval=self.max_eval, image_size=self.setting["image_size"],
-                                         seed=self.seed)
+                                         seed=self.seed, precision=self.setting.get("precision", 32),
+                                         channels_last=self.setting.get("channels_last", True))
         else:
             raise ValueError(f"unknown indicator {indicator!r} (known: {INDICATORS})")
         return scores, time.perf_counter() - t0

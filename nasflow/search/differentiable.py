@@ -74,21 +74,20 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from nasflow.data import DeviceLoader, Splits
-from nasflow.errors import CheckpointError, ParamsError
+from nasflow.errors import ParamsError
 from nasflow.models.darts_search import DartsSearchNetwork
 from nasflow.models.nb201_search import NB201SearchNetwork
 from nasflow.search.enas import BASELINE_MODES, EPOCH_PICK, Controller, sample_archs, train_controller
 from nasflow.spaces import nb201 as nb201_space
 from nasflow.cache import code_fingerprint
 from nasflow.progress import fmt
-from nasflow.train import _progress, _rng_state, _save_checkpoint, _set_rng_state, _stale, seed_everything
+from nasflow.train import COMPILE_MODES, TrainConfig, _autocast, _Run, evaluate, run_epochs, seed_everything
 
 __all__ = ["METHODS", "SPACE_METHODS", "SearchConfig", "run_search", "hessian_vector_product",
            "darts_v2_arch_grad"]
@@ -97,8 +96,6 @@ METHODS = ("gdas", "darts-v1", "darts-v2", "rsps", "setn", "enas")
 # The methods each space supports: SETN's final pick ranks whole archs by probability (a top-k over the
 # space), which the ~1e18 DARTS genotypes do not allow; ENAS' controller samples NB201 cells.
 SPACE_METHODS = {"nb201": METHODS, "darts": ("gdas", "darts-v1", "darts-v2", "rsps")}
-CHECKPOINT_FORMAT = 1
-
 # method -> (model mode for the weight step, model mode for the alpha step or None)
 _MODES = {
     "gdas": ("gdas", "gdas"),
@@ -141,6 +138,7 @@ class SearchConfig:
     hvp_r: float
     valid_images: int | None
     channels_last: bool
+    precision: int = 32  # 16: bf16 autocast on CUDA for the weight and first-order alpha steps
     # ENAS' controller (ADL ENAS.sh / ENAS.config); not part of `plain()` for the other methods
     ctl_lstm_size: int = 32
     ctl_lstm_layers: int = 2
@@ -205,6 +203,8 @@ class SearchConfig:
         if self.ctl_baseline_mode not in BASELINE_MODES:
             raise ParamsError(f"ctl_baseline_mode: expected one of {', '.join(BASELINE_MODES)} "
                               f"(got {self.ctl_baseline_mode!r})")
+        if self.precision not in (16, 32):
+            raise ParamsError(f"precision: expected 16 or 32 (got {self.precision!r})")
         if self.valid_images is not None and (not isinstance(self.valid_images, int) or self.valid_images < 1):
             raise ParamsError(f"valid_images: expected a positive integer or null (got {self.valid_images!r})")
 
@@ -312,20 +312,6 @@ def _cycle(loader: DeviceLoader, epoch: int):
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, loader: DeviceLoader, *, arch=None, mode=None) -> tuple[float, float]:
-    model.eval()
-    loss_sum, correct, seen = 0.0, 0, 0
-    for x, y in loader:
-        logits = model(x, arch=arch, mode=mode)
-        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-        correct += int((logits.argmax(1) == y).sum())
-        seen += int(y.shape[0])
-    if seen == 0:
-        return math.nan, math.nan
-    return loss_sum / seen, 100.0 * correct / seen
-
-
-@torch.no_grad()
 def _select(model: nn.Module, loader: DeviceLoader, archs: list[str]) -> dict:
     """Score each arch on the next batch of `loader` (cycled; eval mode) and keep the best (the first of
     ties): ADL's RANDOM-NAS `search_find_best` and SETN `get_best_arch`."""
@@ -339,91 +325,6 @@ def _select(model: nn.Module, loader: DeviceLoader, archs: list[str]) -> dict:
     best = max(range(len(scored)), key=lambda j: scored[j][1])
     return {"best": scored[best][0], "best_batch_acc": scored[best][1], "evaluated": len(scored),
             "candidates": [{"arch": a, "batch_acc": acc} for a, acc in scored]}
-
-
-def _weight_step(model: nn.Module, w_opt, weights: list, x: torch.Tensor, y: torch.Tensor, grad_clip, **forward_kw
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One SGD step of the network weights on (x, y); returns the detached (loss, logits)."""
-    logits = model(x, **forward_kw)
-    loss = F.cross_entropy(logits, y)
-    w_opt.zero_grad(set_to_none=True)
-    loss.backward(inputs=weights)
-    if grad_clip:
-        nn.utils.clip_grad_norm_(weights, grad_clip)
-    w_opt.step()
-    return loss.detach(), logits.detach()
-
-
-def _alpha_epoch(epoch: int, tau: float, *, model, w_opt, a_opt, sched, train_loader: DeviceLoader,
-                 arch_loader: DeviceLoader | None, eval_loader: DeviceLoader, cfg: SearchConfig, bar) -> dict:
-    """One epoch of GDAS / DARTS / RSPS / SETN: per train batch a weight step and (but RSPS) an alpha step on a
-    valid batch. Returns the history record without its seconds."""
-    method = cfg.method
-    w_mode, a_mode = _MODES[method]
-    device = next(model.parameters()).device
-    weights, alphas = model.weights(), model.arch_parameters()
-    model.set_tau(tau)
-    lr_now = w_opt.param_groups[0]["lr"]
-    model.train()
-    train_loader.set_epoch(epoch)
-    arch_batches = _cycle(arch_loader, epoch) if a_mode else None
-    zero = torch.zeros((), device=device)
-    w_loss, a_loss = zero.clone(), zero.clone()
-    w_correct = torch.zeros((), dtype=torch.int64, device=device)
-    a_correct = w_correct.clone()
-    w_seen = a_seen = 0
-    for xt, yt in train_loader:
-        xv = yv = None
-        if a_mode:
-            xv, yv = next(arch_batches)
-        if method == "darts-v2":  # alpha step first, on the unrolled model
-            model.set_mode(a_mode)
-            a_opt.zero_grad(set_to_none=True)
-            loss, logits = darts_v2_arch_grad(model, w_opt, (xt, yt), (xv, yv), r=cfg.hvp_r)
-            a_opt.step()
-            a_loss += loss * yv.shape[0]
-            a_correct += (logits.argmax(1) == yv).sum()
-            a_seen += int(yv.shape[0])
-
-        model.set_mode(w_mode)
-        loss, logits = _weight_step(model, w_opt, weights, xt, yt, cfg.grad_clip)
-        w_loss += loss * yt.shape[0]
-        w_correct += (logits.argmax(1) == yt).sum()
-        w_seen += int(yt.shape[0])
-
-        if a_mode and method != "darts-v2":
-            model.set_mode(a_mode)
-            logits = model(xv)
-            loss = F.cross_entropy(logits, yv)
-            a_opt.zero_grad(set_to_none=True)
-            loss.backward(inputs=alphas)
-            a_opt.step()
-            a_loss += loss.detach() * yv.shape[0]
-            a_correct += (logits.detach().argmax(1) == yv).sum()
-            a_seen += int(yv.shape[0])
-        sched.step()
-        bar.update(1)
-
-    record = {
-        "epoch": epoch + 1, "lr": lr_now, "tau": tau if method == "gdas" else None,
-        "train_loss": float(w_loss) / max(w_seen, 1), "train_acc": 100.0 * int(w_correct) / max(w_seen, 1),
-        "arch_loss": float(a_loss) / a_seen if a_seen else None,
-        "arch_acc": 100.0 * int(a_correct) / a_seen if a_seen else None,
-        "valid_loss": None, "valid_acc": None, "arch": None, "alphas": None,
-    }
-    if _diverged(record):  # the epoch's one read of the losses: NaN weights or alphas are not evaluated
-        model.set_mode(w_mode)
-        return {**record, "diverged": True}
-    if method == "rsps":
-        arch = None
-        v_loss, v_acc = _evaluate(model, eval_loader, mode="uniform")
-    else:
-        arch = model.genotype()
-        v_loss, v_acc = _evaluate(model, eval_loader, arch=arch)
-    model.set_mode(w_mode)
-    record.update(valid_loss=v_loss, valid_acc=v_acc, arch=arch,
-                  alphas=None if method == "rsps" else model.probs().cpu().tolist())
-    return record
 
 
 def _diverged(record: dict) -> bool:
@@ -444,75 +345,6 @@ def _flat(values):
             yield v
 
 
-def _enas_epoch(epoch: int, *, model, controller: Controller, w_opt, ctl_opt, sched, train_loader: DeviceLoader,
-                ctl_loader: DeviceLoader, eval_loader: DeviceLoader, cfg: SearchConfig, baseline, bar
-                ) -> tuple[dict, float | None]:
-    """One ENAS epoch (ADL ENAS.py): the shared network's weight steps, each on an arch sampled from the
-    controller; the controller's REINFORCE steps on the valid half; the epoch's pick. Returns (the history
-    record without its seconds, the baseline)."""
-    device = next(model.parameters()).device
-    weights = model.weights()
-    lr_now = w_opt.param_groups[0]["lr"]
-    model.train()
-    controller.eval()
-    train_loader.set_epoch(epoch)
-    w_loss = torch.zeros((), device=device)
-    w_correct = torch.zeros((), dtype=torch.int64, device=device)
-    w_seen = 0
-    for xt, yt in train_loader:
-        with torch.no_grad():
-            ops = controller()[2]
-        loss, logits = _weight_step(model, w_opt, weights, xt, yt, cfg.grad_clip, arch=ops)
-        w_loss += loss * yt.shape[0]
-        w_correct += (logits.argmax(1) == yt).sum()
-        w_seen += int(yt.shape[0])
-        sched.step()
-        bar.update(1)
-
-    train_loss, train_acc = float(w_loss) / max(w_seen, 1), 100.0 * int(w_correct) / max(w_seen, 1)
-    if not math.isfinite(train_loss):  # diverged weights: no controller steps on NaN logits, no pick
-        return {"epoch": epoch + 1, "lr": lr_now, "tau": None, "train_loss": train_loss, "train_acc": train_acc,
-                "arch_loss": None, "arch_acc": None, "valid_loss": None, "valid_acc": None, "arch": None,
-                "alphas": None, "ctl_loss": None, "ctl_reward": None, "ctl_entropy": None, "ctl_baseline": baseline,
-                "ctl_grad_norm": None, "pick_batch_acc": None, "diverged": True}, baseline
-    ctl = train_controller(controller, ctl_opt, model, _cycle(ctl_loader, epoch), steps=cfg.ctl_train_steps,
-                           num_aggregate=cfg.ctl_num_aggregate, entropy_weight=cfg.ctl_entropy_weight,
-                           baseline_decay=cfg.ctl_baseline_decay, baseline=baseline, grad_clip=5.0,
-                           baseline_mode=cfg.ctl_baseline_mode)
-    pick = _select(model, eval_loader, [nb201_space.decode(ops) for ops in sample_archs(controller, EPOCH_PICK)])
-    v_loss, v_acc = _evaluate(model, eval_loader, arch=pick["best"])
-    record = {
-        "epoch": epoch + 1, "lr": lr_now, "tau": None, "train_loss": train_loss, "train_acc": train_acc,
-        "arch_loss": ctl["ce"], "arch_acc": ctl["acc"], "valid_loss": v_loss, "valid_acc": v_acc,
-        "arch": pick["best"], "alphas": None,
-        "ctl_loss": ctl["loss"], "ctl_reward": ctl["reward"], "ctl_entropy": ctl["entropy"],
-        "ctl_baseline": ctl["baseline"], "ctl_grad_norm": ctl["grad_norm"], "pick_batch_acc": pick["best_batch_acc"],
-    }
-    return record, ctl["baseline"]
-
-
-def _load(path: Path, cfg: SearchConfig, seed: int, fingerprint: str) -> dict | None:
-    """The checkpoint's state to resume from, or None when other code wrote it (the search starts again)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}); delete it to start "
-                              "again") from None
-    need = ("format", "kind", "cfg", "seed", "epoch", "model", "w_optimizer", "a_optimizer", "w_scheduler",
-            "history", "rng") + (("controller", "baseline") if cfg.method == "enas" else ())
-    if not isinstance(state, dict) or any(k not in state for k in need) or state["kind"] != "search":
-        raise CheckpointError(f"{path}: not a nasflow search checkpoint")
-    if _stale(path, state, fingerprint):
-        return None
-    if state["cfg"] != cfg.plain():
-        diff = sorted(k for k, v in cfg.plain().items() if state["cfg"].get(k) != v)
-        raise CheckpointError(f"{path}: checkpoint was written with a different config "
-                              f"({', '.join(diff) or 'keys'} differ); delete it to start again")
-    if state["seed"] != seed:
-        raise CheckpointError(f"{path}: checkpoint was written with seed {state['seed']}, not {seed}")
-    return state
-
-
 def _epoch_line(record: dict, epochs: int, method: str, space: str) -> str:
     """One epoch of a search for the job log: losses, accuracies, seconds, GDAS' tau, the derived NB201 cell
     (a DARTS genotype is too long for a line; it is in the history)."""
@@ -529,6 +361,150 @@ def _epoch_line(record: dict, epochs: int, method: str, space: str) -> str:
     return "  ".join(parts)
 
 
+# ------------------------------------------------------------------------------------ the search loop
+
+class _SearchRun(_Run):
+    """A search in the training engine (`nasflow.train`): the weight step is the engine's (SGD on the weights
+    only, the cosine stepped every iteration, gradient clipping over the weights, bf16 / compile /
+    channels_last as for any training); the architecture step is a hook around it -- before it for DARTS-V2,
+    after it for the others; ENAS trains its controller after the epoch's weight steps. Its checkpoint holds the
+    alpha optimiser (ENAS: the controller's Adam, the controller and the baseline) besides the engine's state."""
+
+    kind = "search"
+    score_key = "valid_acc"
+
+    def __init__(self, model: nn.Module, cfg: "SearchConfig", *, w_opt, a_opt, sched, controller, arch_loader,
+                 seed: int, device: torch.device, checkpoint, fingerprint: str, stop_after_epochs):
+        self.search, self.a_opt, self.controller, self.arch_loader = cfg, a_opt, controller, arch_loader
+        self.enas = controller is not None
+        self.w_mode, self.a_mode = _MODES[cfg.method]
+        self.alphas = model.arch_parameters()
+        self.baseline = None
+        self.extra_keys = ("a_optimizer",) + (("controller", "baseline") if self.enas else ())
+        weights_cfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.w_lr, momentum=cfg.w_momentum,
+                                  nesterov=cfg.w_nesterov, weight_decay=cfg.w_wd, grad_clip=cfg.grad_clip,
+                                  image_size=cfg.image_size, lr_min=cfg.w_lr_min, channels_last=cfg.channels_last,
+                                  precision=cfg.precision)
+        # the model was built right after seeding (its init draws from the RNG): a fresh search goes on from there
+        super().__init__(model, weights_cfg, seed=seed, device=device, checkpoint=checkpoint,
+                         fingerprint=fingerprint, desc=cfg.method, packed=False, stop_after_epochs=stop_after_epochs,
+                         optimizer=w_opt, scheduler=sched, step_scheduler="step", config=cfg.plain(), seeded=True)
+
+    def extra_state(self) -> dict:
+        extra = {"a_optimizer": self.a_opt.state_dict()}
+        if self.enas:
+            extra.update(controller=self.controller.state_dict(), baseline=self.baseline)
+        return extra
+
+    def load_extra_state(self, extra: dict) -> None:
+        self.a_opt.load_state_dict(extra["a_optimizer"])
+        if self.enas:
+            self.controller.load_state_dict(extra["controller"])
+            self.baseline = extra["baseline"]
+
+    def begin_epoch(self) -> None:
+        cfg, epoch = self.search, self.epoch
+        self.tau = cfg.tau_max - (cfg.tau_max - cfg.tau_min) * epoch / (cfg.epochs - 1) if cfg.epochs > 1 \
+            else cfg.tau_max
+        self.model.set_tau(self.tau)
+        super().begin_epoch()
+        if self.enas:
+            self.controller.eval()
+        self.arch_batches = _cycle(self.arch_loader, epoch) if self.a_mode else None
+        self.a_loss = torch.zeros((), device=self.device)
+        self.a_correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        self.a_seen = 0
+
+    def forward_kwargs(self) -> dict:
+        if not self.enas:
+            return {}
+        with torch.no_grad():  # the weight step trains the arch the controller samples
+            return {"arch": self.controller()[2]}
+
+    def _count(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.a_loss += loss.detach().float() * y.shape[0]
+        self.a_correct += (logits.detach().argmax(1) == y).sum()
+        self.a_seen += int(y.shape[0])
+
+    def before_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if self.a_mode:
+            self.xv, self.yv = next(self.arch_batches)
+        if self.search.method == "darts-v2":  # alpha step first, on the unrolled model; fp32 (finite differences)
+            self.model.set_mode(self.a_mode)
+            self.a_opt.zero_grad(set_to_none=True)
+            loss, logits = darts_v2_arch_grad(self.model, self.optimizer, (x, y), (self.xv, self.yv),
+                                              r=self.search.hvp_r)
+            self.a_opt.step()
+            self._count(loss, logits, self.yv)
+        if not self.enas:
+            self.model.set_mode(self.w_mode)
+
+    def after_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if not self.a_mode or self.search.method == "darts-v2":
+            return
+        self.model.set_mode(self.a_mode)
+        with _autocast(self.use_bf16):
+            logits = self.model(self.xv)
+            loss = F.cross_entropy(logits, self.yv)
+        self.a_opt.zero_grad(set_to_none=True)
+        loss.backward(inputs=self.alphas)
+        self.a_opt.step()
+        self._count(loss, logits, self.yv)
+
+    def end_training(self) -> dict:
+        """The epoch's record so far (one host read of the sums): weight and alpha steps' loss and accuracy."""
+        method = self.search.method
+        return {
+            "epoch": self.epoch + 1, "lr": self.lr_now, "tau": self.tau if method == "gdas" else None,
+            "train_loss": float(self.loss_sum) / max(self.seen, 1),
+            "train_acc": 100.0 * int(self.correct) / max(self.seen, 1),
+            "arch_loss": float(self.a_loss) / self.a_seen if self.a_seen else None,
+            "arch_acc": 100.0 * int(self.a_correct) / self.a_seen if self.a_seen else None,
+            "valid_loss": None, "valid_acc": None, "arch": None, "alphas": None,
+            **({"ctl_loss": None, "ctl_reward": None, "ctl_entropy": None, "ctl_baseline": self.baseline,
+                "ctl_grad_norm": None, "pick_batch_acc": None} if self.enas else {}),
+        }
+
+    def evaluate(self, record: dict) -> None:
+        """After the epoch's steps: (ENAS) the controller's training and pick; the derived arch's validation.
+        Nothing is evaluated on non-finite losses; non-finite validation or alphas mark the search diverged."""
+        model, cfg = self.model, self.search
+        if _diverged(record):
+            record["diverged"] = True
+        elif self.enas:
+            ctl = train_controller(self.controller, self.a_opt, model, _cycle(self.arch_loader, self.epoch),
+                                   steps=cfg.ctl_train_steps, num_aggregate=cfg.ctl_num_aggregate,
+                                   entropy_weight=cfg.ctl_entropy_weight, baseline_decay=cfg.ctl_baseline_decay,
+                                   baseline=self.baseline, grad_clip=5.0, baseline_mode=cfg.ctl_baseline_mode)
+            self.baseline = ctl["baseline"]
+            pick = _select(model, self.eval_loader,
+                           [nb201_space.decode(ops) for ops in sample_archs(self.controller, EPOCH_PICK)])
+            v_loss, v_acc = evaluate(model, self.eval_loader, use_bf16=self.use_bf16, arch=pick["best"])
+            record.update(arch_loss=ctl["ce"], arch_acc=ctl["acc"], valid_loss=v_loss, valid_acc=v_acc,
+                          arch=pick["best"], ctl_loss=ctl["loss"], ctl_reward=ctl["reward"],
+                          ctl_entropy=ctl["entropy"], ctl_baseline=ctl["baseline"], ctl_grad_norm=ctl["grad_norm"],
+                          pick_batch_acc=pick["best_batch_acc"])
+        else:
+            if cfg.method == "rsps":  # a uniform path per batch, as ADL's RANDOM-NAS valid_func
+                arch, (v_loss, v_acc) = None, evaluate(model, self.eval_loader, use_bf16=self.use_bf16,
+                                                       mode="uniform")
+            else:
+                arch = model.genotype()
+                v_loss, v_acc = evaluate(model, self.eval_loader, use_bf16=self.use_bf16, arch=arch)
+            record.update(valid_loss=v_loss, valid_acc=v_acc, arch=arch,
+                          alphas=None if cfg.method == "rsps" else model.probs().cpu().tolist())
+        if not self.enas:
+            model.set_mode(self.w_mode)
+        if not record.get("diverged") and _diverged(record):
+            record["diverged"] = True
+            if record["valid_loss"] is not None and not math.isfinite(record["valid_loss"]):
+                record["valid_acc"] = math.nan  # argmax of NaN logits is not an accuracy
+        self.sync()
+
+    def epoch_line(self, record: dict) -> str:
+        return _epoch_line(record, self.search.epochs, self.search.method, self.search.space)
+
+
 # ----------------------------------------------------------------------------------------- run_search
 
 def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, depth: int, epochs: int,
@@ -537,8 +513,8 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
                tau_max: float, tau_min: float, seed: int, device,
                checkpoint=None, progress: bool = True, image_size: int | None = None, select_num: int = 100,
                select_batch_size: int | None = None, track_running_stats: bool = False, hvp_r: float = 1e-2,
-               valid_images: int | None = None, channels_last: bool = True,
-               stop_after_epochs: int | None = None, ctl_lstm_size: int = 32, ctl_lstm_layers: int = 2,
+               valid_images: int | None = None, channels_last: bool = True, precision: int = 32,
+               compile: str = "off", stop_after_epochs: int | None = None, ctl_lstm_size: int = 32, ctl_lstm_layers: int = 2,
                ctl_tanh_constant: float = 2.5, ctl_temperature: float = 5.0, ctl_lr: float = 1e-3,
                ctl_betas=(0.0, 0.999), ctl_eps: float = 1e-3, ctl_entropy_weight: float = 1e-4,
                ctl_baseline_decay: float = 0.99, ctl_train_steps: int = 50, ctl_num_aggregate: int = 20,
@@ -563,6 +539,12 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
     (None = the whole valid half). `stop_after_epochs` ends the call early (to simulate an interruption;
     `completed` is then False and `best` None). The `ctl_*` keywords set ENAS' controller (see
     `nasflow.search.enas`; ADL's ENAS values by default) and are ignored by the other methods.
+
+    The loop is the training engine's (`nasflow.train.run_epochs`): `precision` 16 runs the weight step, the
+    first-order alpha step and the validation under bf16 autocast on CUDA (DARTS-V2's alpha step stays fp32:
+    its finite differences need the precision); `compile` (a `nasflow.train.COMPILE_MODES` mode) compiles
+    the weight step's forward -- worth it for DARTS' fixed mixed graph; GDAS and the sampling methods change
+    their graph every step, so the compiler falls back to eager after its recompile limit.
     """
     if splits.eval_split != "valid":
         raise ParamsError("differentiable search: load the data with eval_split='valid' (the architecture is "
@@ -575,12 +557,14 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
                        image_size=int(image_size or splits.image_size), select_num=select_num,
                        select_batch_size=int(select_batch_size or batch_size),
                        track_running_stats=bool(track_running_stats), hvp_r=hvp_r, valid_images=valid_images,
-                       channels_last=bool(channels_last), ctl_lstm_size=ctl_lstm_size,
+                       channels_last=bool(channels_last), precision=precision, ctl_lstm_size=ctl_lstm_size,
                        ctl_lstm_layers=ctl_lstm_layers, ctl_tanh_constant=ctl_tanh_constant,
                        ctl_temperature=ctl_temperature, ctl_lr=ctl_lr, ctl_betas=tuple(ctl_betas), ctl_eps=ctl_eps,
                        ctl_entropy_weight=ctl_entropy_weight, ctl_baseline_decay=ctl_baseline_decay,
                        ctl_train_steps=ctl_train_steps, ctl_num_aggregate=ctl_num_aggregate,
                        ctl_baseline_mode=ctl_baseline_mode)
+    if compile not in COMPILE_MODES:
+        raise ParamsError(f"compile: expected one of {', '.join(COMPILE_MODES)} (got {compile!r})")
     device = torch.device(device)
     cuda = device.type == "cuda"
     w_mode, a_mode = _MODES[method]
@@ -595,7 +579,7 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
     w_opt = torch.optim.SGD(weights, lr=w_lr, momentum=w_momentum, nesterov=cfg.w_nesterov and w_momentum > 0,
                             weight_decay=w_wd)
     enas = method == "enas"
-    controller, baseline = None, None
+    controller = None
     if enas:  # the controller's Adam takes the alpha optimizer's place (and checkpoint slot)
         controller = Controller(nb201_space.N_EDGES, len(nb201_space.OPS), lstm_size=cfg.ctl_lstm_size,
                                 lstm_layers=cfg.ctl_lstm_layers, tanh_constant=cfg.ctl_tanh_constant,
@@ -611,29 +595,6 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
     train_loader = loader(splits.x_train, splits.y_train, True, batch_size, seed)
     steps = len(train_loader)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=epochs * steps, eta_min=w_lr_min)
-
-    history: list[dict] = []
-    start = 0
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    fingerprint = code_fingerprint(__name__)
-    state = _load(ckpt, cfg, seed, fingerprint) if ckpt is not None and ckpt.exists() else None
-    if state is not None:
-        try:
-            model.load_state_dict(state["model"])
-            w_opt.load_state_dict(state["w_optimizer"])
-            a_opt.load_state_dict(state["a_optimizer"])
-            sched.load_state_dict(state["w_scheduler"])
-            if enas:
-                controller.load_state_dict(state["controller"])
-                baseline = state["baseline"]
-        except Exception as e:
-            raise CheckpointError(f"{ckpt}: checkpoint does not match this search "
-                                  f"({type(e).__name__})") from None
-        history = list(state["history"])
-        start = int(state["epoch"])
-        _set_rng_state(state["rng"])
-    resumed_from = start if start > 0 else None
-
     x_val, y_val = splits.x_eval, splits.y_eval
     if valid_images is not None:
         x_val, y_val = x_val[:valid_images], y_val[:valid_images]
@@ -641,50 +602,13 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
                    if a_mode or enas else None)
     eval_loader = loader(x_val, y_val, False, cfg.select_batch_size, seed)
 
-    last = epochs if stop_after_epochs is None else min(epochs, int(stop_after_epochs))
-    diverged_epoch = next((h["epoch"] for h in history if h.get("diverged")), None)
-    if diverged_epoch is not None:  # a resumed diverged search ends as it ended
-        last = start
-    bar = _progress(progress, total=epochs * steps, initial=start * steps, desc=method)
-    if resumed_from is not None and start < last:
-        bar.line(f"resumed from its checkpoint after epoch {start}/{epochs}")
-    try:
-        for epoch in range(start, last):
-            t0 = time.perf_counter()
-            tau = tau_max - (tau_max - tau_min) * epoch / (epochs - 1) if epochs > 1 else tau_max
-            if enas:
-                record, baseline = _enas_epoch(
-                    epoch, model=model, controller=controller, w_opt=w_opt, ctl_opt=a_opt, sched=sched,
-                    train_loader=train_loader, ctl_loader=arch_loader, eval_loader=eval_loader, cfg=cfg,
-                    baseline=baseline, bar=bar)
-            else:
-                record = _alpha_epoch(epoch, tau, model=model, w_opt=w_opt, a_opt=a_opt, sched=sched,
-                                      train_loader=train_loader, arch_loader=arch_loader,
-                                      eval_loader=eval_loader, cfg=cfg, bar=bar)
-            if _diverged(record):
-                record["diverged"] = True
-                if record["valid_loss"] is not None and not math.isfinite(record["valid_loss"]):
-                    record["valid_acc"] = math.nan  # argmax of NaN logits is not an accuracy
-            if record.get("diverged"):
-                diverged_epoch = epoch + 1
-            if cuda:
-                torch.cuda.synchronize(device)
-            record["seconds"] = time.perf_counter() - t0
-            history.append(record)
-            bar.set_postfix(valid=f"{record['valid_acc']:.1f}" if record["valid_acc"] is not None else "-",
-                            refresh=False)
-            bar.line(_epoch_line(record, epochs, method, space))
-            if ckpt is not None:
-                extra = {"controller": controller.state_dict(), "baseline": baseline} if enas else {}
-                _save_checkpoint(ckpt, {
-                    "format": CHECKPOINT_FORMAT, "kind": "search", "cfg": cfg.plain(), "seed": seed,
-                    "epoch": epoch + 1, "model": model.state_dict(), "w_optimizer": w_opt.state_dict(),
-                    "a_optimizer": a_opt.state_dict(), "w_scheduler": sched.state_dict(), "history": history,
-                    "rng": _rng_state(), "fingerprint": fingerprint, **extra})
-            if diverged_epoch is not None:  # the checkpoint above holds it: a rerun returns this result
-                break
-    finally:
-        bar.close()
+    fingerprint = code_fingerprint(__name__)
+    run = _SearchRun(model, cfg, w_opt=w_opt, a_opt=a_opt, sched=sched, controller=controller,
+                     arch_loader=arch_loader, seed=seed, device=device, checkpoint=checkpoint,
+                     fingerprint=fingerprint, stop_after_epochs=stop_after_epochs)
+    run.start(train_loader, eval_loader, steps, progress=progress, compile=compile)
+    run_epochs([run])
+    history, diverged_epoch = run.history, run.diverged_epoch
 
     completed = len(history) >= epochs and diverged_epoch is None
     best, selection, t_sel = None, None, 0.0
@@ -717,10 +641,11 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
         "seconds": sum(h["seconds"] for h in history) + t_sel,
         "device": str(device),
         "epochs": len(history),
-        "resumed_from": resumed_from,
+        "resumed_from": run.resumed_from,
         "completed": completed,
         "status": "ok" if diverged_epoch is None else "diverged",
         "diverged_epoch": diverged_epoch,  # 1-based; None when the search did not diverge
         "config": cfg.plain(),
         "fingerprint": fingerprint,
+        **({"compiled": run.compiled} if run.compiled != "off" else {}),
     }
