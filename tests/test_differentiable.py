@@ -58,6 +58,41 @@ def test_gdas_forward_runs_the_sampled_arch_and_grads_every_alpha():
     assert model.alphas.grad is not None and (model.alphas.grad != 0).all()
 
 
+@pytest.mark.parametrize("space_name", ["nb201", "darts"])
+def test_presampled_gdas_draws_equal_fresh_ones_and_refuse_stale_alphas(space_name):
+    # a GDAS iteration draws both steps' samples at once (one host read of their indices): the same noise, in the
+    # same order, as two forwards drawing one each
+    from nasflow.models.darts_search import DartsSearchNetwork
+
+    def net():
+        torch.manual_seed(3)
+        m = (NB201SearchNetwork(C=4, N=1, num_classes=3, mode="gdas") if space_name == "nb201"
+             else DartsSearchNetwork(C=4, layers=3, num_classes=3, mode="gdas"))
+        m.set_tau(2.0)
+        with torch.no_grad():
+            for a in m.arch_parameters():
+                a.normal_()  # not uniform: argmax depends on alphas and noise
+        return m
+
+    x = torch.randn(4, 3, 8, 8)
+    fresh = net()
+    torch.manual_seed(7)
+    outs_fresh = [(fresh(x), fresh.last_arch) for _ in range(2)]
+    pre = net()
+    torch.manual_seed(7)
+    pre.presample(2)
+    assert len(pre.gumbel.queue) == 2 and all(isinstance(i, tuple) for _, _, idx in pre.gumbel.queue for i in idx)
+    outs_pre = [(pre(x), pre.last_arch) for _ in range(2)]
+    assert [a for _, a in outs_pre] == [a for _, a in outs_fresh]
+    assert all(torch.equal(p, f) for (p, _), (f, _) in zip(outs_pre, outs_fresh))
+    assert outs_pre[0][1] != outs_pre[1][1]  # two draws, not one reused
+    pre.presample(1)
+    with torch.no_grad():
+        pre.arch_parameters()[0].add_(1.0)  # an optimiser step in between
+    with pytest.raises(RuntimeError, match="stale"):
+        pre(x)
+
+
 def test_darts_and_setn_modes_grad_alphas_uniform_does_not():
     torch.manual_seed(2)
     model = NB201SearchNetwork(C=4, N=1, num_classes=3, mode="darts")

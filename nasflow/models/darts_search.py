@@ -49,7 +49,7 @@ from torch import nn
 
 from nasflow.errors import ArchError, ParamsError
 from nasflow.models.darts import FactorizedReduce, build_stem_and_cells, make_op
-from nasflow.models.nb201_search import gumbel_hard_weights
+from nasflow.models.nb201_search import GumbelDraws
 from nasflow.models.ops import ReLUConvBN, load_path_rng_state, path_rng_state
 from nasflow.spaces import darts as space
 
@@ -204,6 +204,7 @@ class DartsSearchNetwork(nn.Module):
         self.tau = 10.0
         self.last_arch: EdgeOps | None = None
         self._path_rng = random.Random(seed)
+        self.gumbel = GumbelDraws()
         out_channels = build_stem_and_cells(
             self, C, layers,
             lambda C_pp, C_p, C_cell, reduction, reduction_prev: DartsSearchCell(
@@ -257,6 +258,10 @@ class DartsSearchNetwork(nn.Module):
     def set_tau(self, tau: float) -> None:
         self.tau = float(tau)
 
+    def presample(self, n: int) -> None:
+        """Draw the next n GDAS forwards' samples (both cell types) now, with one host read (see `GumbelDraws`)."""
+        self.gumbel.presample(self.arch_parameters(), self.tau, n)
+
     def reseed(self, seed: int) -> None:
         self._path_rng = random.Random(seed)
 
@@ -284,9 +289,9 @@ class DartsSearchNetwork(nn.Module):
         if mode == "darts":
             weights = (self.alphas_normal.softmax(dim=-1), self.alphas_reduce.softmax(dim=-1))
         elif mode == "gdas":
-            (w_n, i_n), (w_r, i_r) = (gumbel_hard_weights(a, self.tau) for a in self.arch_parameters())
+            (w_n, w_r), (i_n, i_r) = self.gumbel.take(self.arch_parameters(), self.tau)
             weights = (w_n, w_r)
-            index = ops = (tuple(i_n.tolist()), tuple(i_r.tolist()))
+            index = ops = (i_n, i_r)
         elif mode == "uniform":
             ops = edge_ops(self.random_arch())
         else:

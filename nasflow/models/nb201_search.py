@@ -21,7 +21,9 @@ parameter groups are `weights()` (everything else) and `arch_parameters()` ([alp
             is one-hot, the gradient is the softmax's). On each edge only the sampled op runs; the edge
             outputs `w[k] * op_k(x) + sum(w[o] for o != k)` -- the other weights are 0 in value but are
             added as they are (ADL's `sum(w[o] * op(x) if o == k else w[o] ...)`), so every alpha of the edge
-            gets a gradient. A sampled `none` contributes `w[none] * 0`.
+            gets a gradient. A sampled `none` contributes `w[none] * 0`. Knowing which ops run means reading
+            the sample on the host: `presample(n)` draws the next n forwards' samples with one read
+            (`GumbelDraws`; a GDAS search iteration reads once for its two steps).
 * `uniform` once per forward, one op per edge uniformly over the 5 (`none` included, no rejection), the
             same arch in every cell (ADL `random_genotype(True)` + `forward_dynamic`; RSPS, SETN's weight step).
 * `setn`    once per forward, one op per edge drawn from softmax(alphas) (ADL `dync_genotype(False)`).
@@ -51,7 +53,7 @@ from nasflow.models.nb201 import build_macro
 from nasflow.models.ops import ResNetBasicBlock, load_path_rng_state, path_rng_state
 from nasflow.spaces import nb201 as space
 
-__all__ = ["NB201SearchNetwork", "MODES", "gumbel_hard_weights"]
+__all__ = ["NB201SearchNetwork", "MODES", "gumbel_hard_weights", "GumbelDraws"]
 
 MODES = ("darts", "gdas", "uniform", "setn", "fixed")
 N_OPS = len(space.OPS)
@@ -80,6 +82,43 @@ def gumbel_hard_weights(alphas: torch.Tensor, tau: float, generator: torch.Gener
     return one_hot - probs.detach() + probs, index
 
 
+class GumbelDraws:
+    """GDAS samples of a search network's alpha tensors, drawn ahead with one host read of their indices.
+
+    A GDAS forward must know its sampled ops on the host (only they run), so each forward waits for the device
+    once per alpha tensor. A GDAS iteration samples twice (weight step, alpha step) from the same alphas, so
+    `presample(alphas, tau, n)` draws the next n forwards' samples at once -- the Gumbel noise in the order
+    those forwards would have drawn it, so the result is the same -- and reads all their indices in one
+    transfer; `take` hands them out in order. A draw is refused once the alphas have changed in place (an
+    optimiser step): it would no longer be the sample of the current alphas."""
+
+    def __init__(self):
+        self.queue: list[tuple[tuple[int, ...], list[torch.Tensor], list[tuple[int, ...]]]] = []
+
+    def presample(self, alphas: list[torch.Tensor], tau: float, n: int) -> None:
+        draws = [[gumbel_hard_weights(a, tau) for a in alphas] for _ in range(n)]
+        flat = torch.cat([index for draw in draws for _, index in draw]).tolist()  # the one host read
+        versions = tuple(a._version for a in alphas)
+        self.queue = []
+        for draw in draws:
+            indices = []
+            for _, index in draw:
+                indices.append(tuple(flat[:index.numel()]))
+                flat = flat[index.numel():]
+            self.queue.append((versions, [w for w, _ in draw], indices))
+
+    def take(self, alphas: list[torch.Tensor], tau: float) -> tuple[list[torch.Tensor], list[tuple[int, ...]]]:
+        """The next sample: a presampled one, else drawn now (one host read per alpha tensor)."""
+        if self.queue:
+            versions, weights, indices = self.queue.pop(0)
+            if versions != tuple(a._version for a in alphas):
+                self.queue = []
+                raise RuntimeError("GDAS: presampled draws are stale (the alphas changed after `presample`)")
+            return weights, indices
+        draws = [gumbel_hard_weights(a, tau) for a in alphas]
+        return [w for w, _ in draws], [tuple(index.tolist()) for _, index in draws]
+
+
 class NB201SearchNetwork(nn.Module):
     """The NB201 search supernet with architecture parameters (ADL's search setting: C=16, N=5)."""
 
@@ -103,6 +142,7 @@ class NB201SearchNetwork(nn.Module):
         self.tau = 10.0
         self.last_arch: tuple[int, ...] | None = None
         self._path_rng = random.Random(seed)
+        self.gumbel = GumbelDraws()
 
         build_macro(self, C, N, num_classes,
                     lambda C_stage: SearchCell(C_stage, affine=affine, track_running_stats=track_running_stats))
@@ -156,6 +196,10 @@ class NB201SearchNetwork(nn.Module):
 
     def set_tau(self, tau: float) -> None:
         self.tau = float(tau)
+
+    def presample(self, n: int) -> None:
+        """Draw the next n GDAS forwards' samples now, with one host read (see `GumbelDraws`)."""
+        self.gumbel.presample(self.arch_parameters(), self.tau, n)
 
     def reseed(self, seed: int) -> None:
         self._path_rng = random.Random(seed)
@@ -243,8 +287,7 @@ class NB201SearchNetwork(nn.Module):
         if mode == "darts":
             weights = self.alphas.softmax(dim=-1)
         elif mode == "gdas":
-            weights, index_t = gumbel_hard_weights(self.alphas, self.tau)
-            index = tuple(index_t.tolist())
+            (weights,), (index,) = self.gumbel.take(self.arch_parameters(), self.tau)
             ops = index
         elif mode == "uniform":
             ops = self.sample_uniform()

@@ -36,7 +36,10 @@ Methods (one iteration = one train batch + one valid batch):
               batches); then 10 controller samples are scored on one valid batch each and the best is the
               epoch's arch. Result: the best of `select_num` controller samples, one valid batch each.
 
-DARTS-V2 takes the alpha step *before* the weight step (as ADL and DARTS do); the others after it.
+DARTS-V2 takes the alpha step *before* the weight step (as ADL and DARTS do); the others after it. The loop is
+the training engine's (`nasflow.train.run_epochs`, the alpha step a hook around its weight step); losses and
+accuracies stay on the device until the epoch's one read, the Hessian-vector product never reads a value on the
+host, and a GDAS iteration reads its two samples' ops (which must be known to run only them) in one transfer.
 Weights: SGD (Nesterov unless `w_nesterov` is False) with momentum `w_momentum`, weight decay `w_wd`,
 cosine from `w_lr` to `w_lr_min` stepped every iteration over the whole run (ADL's scheduler updates per
 iteration), gradient norm clipped to `grad_clip` over the weights. Alphas: Adam(`a_lr`, `a_betas`, weight
@@ -429,6 +432,8 @@ class _SearchRun(_Run):
     def before_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         if self.a_mode:
             self.xv, self.yv = next(self.arch_batches)
+        if self.search.method == "gdas":  # both steps' samples of the same alphas: one host read, not two
+            self.model.presample(2)
         if self.search.method == "darts-v2":  # alpha step first, on the unrolled model; fp32 (finite differences)
             self.model.set_mode(self.a_mode)
             self.a_opt.zero_grad(set_to_none=True)
