@@ -77,6 +77,11 @@ def bench_packed(args, archs, setting, splits, space) -> list[dict]:
     cfg = train_config(setting)
     images = len(splits.x_train) * setting["epochs"] * len(archs)
     rows, reference = [], None
+    # one untimed training first: the CUDA context, cuDNN's kernel choices and the CPU's first-call setup would
+    # otherwise be charged to whichever pack size runs first
+    seeds, models = models_of(archs[:1], setting, splits, space)
+    train(models[0], splits, train_config({**setting, "epochs": 1}), seed=seeds[0], device=args.device,
+          progress=False)
     for pack in args.packs:
         seeds, models = models_of(archs, setting, splits, space)
         start = synced(args.device)
