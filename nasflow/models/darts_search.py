@@ -41,7 +41,6 @@ argmax op, written input-ascending, as a canonical genotype string.
 from __future__ import annotations
 
 import operator
-import random
 from collections.abc import Sequence
 
 import torch
@@ -50,7 +49,7 @@ from torch import nn
 from nasflow.errors import ArchError, ParamsError
 from nasflow.models.darts import FactorizedReduce, build_stem_and_cells, make_op
 from nasflow.models.nb201_search import GumbelDraws
-from nasflow.models.ops import ReLUConvBN, load_path_rng_state, path_rng_state
+from nasflow.models.ops import PathSampling, ReLUConvBN
 from nasflow.spaces import darts as space
 
 __all__ = ["DartsSearchNetwork", "DartsSearchCell", "MODES", "N_EDGES", "EDGE_START", "edge_ops"]
@@ -181,7 +180,7 @@ class DartsSearchCell(nn.Module):
         return f"C={self.C}, reduction={self.reduction}"
 
 
-class DartsSearchNetwork(nn.Module):
+class DartsSearchNetwork(PathSampling, nn.Module):
     """The DARTS-space search supernet (DARTS' search setting: C=16, 8 layers). See the module docstring."""
 
     def __init__(
@@ -203,7 +202,7 @@ class DartsSearchNetwork(nn.Module):
         self.fixed_ops: EdgeOps | None = None
         self.tau = 10.0
         self.last_arch: EdgeOps | None = None
-        self._path_rng = random.Random(seed)
+        self.reseed(seed)
         self.gumbel = GumbelDraws()
         out_channels = build_stem_and_cells(
             self, C, layers,
@@ -262,18 +261,15 @@ class DartsSearchNetwork(nn.Module):
         """Draw the next n GDAS forwards' samples (both cell types) now, with one host read (see `GumbelDraws`)."""
         self.gumbel.presample(self.arch_parameters(), self.tau, n)
 
-    def reseed(self, seed: int) -> None:
-        self._path_rng = random.Random(seed)
-
     def random_arch(self) -> str:
         """A uniform random genotype as the BPE paper draws it (`spaces.darts.sample`), from the path RNG."""
         return space.decode([self._path_rng.randrange(n) for n in _CHOICES])
 
     def get_extra_state(self) -> dict:
-        return {**path_rng_state(self._path_rng), "tau": float(self.tau)}
+        return {**super().get_extra_state(), "tau": float(self.tau)}
 
     def set_extra_state(self, state: dict) -> None:
-        load_path_rng_state(self._path_rng, state)
+        super().set_extra_state(state)
         self.tau = float(state.get("tau", self.tau))
 
     # ---------------------------------------------------------------------------------------- forward

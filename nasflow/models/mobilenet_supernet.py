@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from nasflow.models.mobilenet import DROPOUT, Head, MBConv, Stem
-from nasflow.models.ops import load_path_rng_state, path_rng_state
+from nasflow.models.ops import PathSampling
 from nasflow.spaces import mobilenet as space
 
 __all__ = ["ChoiceBlock", "MobileNetSupernet", "SKIP_CODE", "arch_to_codes", "sample_codes"]
@@ -81,7 +81,7 @@ class ChoiceBlock(nn.Module):
         return f"index={self.index}, inp={self.input_channel}, oup={self.output_channel}, stride={self.stride}"
 
 
-class MobileNetSupernet(nn.Module):
+class MobileNetSupernet(PathSampling, nn.Module):
     """The MobileNet-like one-shot supernet (RLNAS: width 1.0, 224 px, 1000 classes). See the module doc."""
 
     def __init__(self, width: float = 1.0, num_classes: int = 1000, *, input_size: int = 224, seed: int = 0,
@@ -92,22 +92,12 @@ class MobileNetSupernet(nn.Module):
         self.layout, self.width, self.num_classes, self.input_size = lay, lay.width, num_classes, input_size
         self.fixed_arch: str | None = None  # when set, forward(x) uses it instead of sampling
         self.last_sampled: tuple[int, ...] | None = None
-        self._path_rng = random.Random(seed)
+        self.reseed(seed)
         self.stem = Stem(lay.stem_channels, lay.first_block_channels)
         self.blocks = nn.ModuleList(ChoiceBlock(s.index, s.inp, s.oup, s.stride) for s in lay.blocks)
         self.head = Head(lay.blocks[-1].oup, lay.last_channels, num_classes, dropout)
 
     # ------------------------------------------------------------------------------------------ paths
-
-    def reseed(self, seed: int) -> None:
-        """Restart path sampling from `seed`."""
-        self._path_rng = random.Random(seed)
-
-    def get_extra_state(self) -> dict:
-        return path_rng_state(self._path_rng)
-
-    def set_extra_state(self, state: dict) -> None:
-        load_path_rng_state(self._path_rng, state)
 
     # ---------------------------------------------------------------------------------------- forward
 

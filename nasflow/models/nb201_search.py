@@ -40,7 +40,6 @@ string.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
 import numpy as np
@@ -50,7 +49,7 @@ from torch import nn
 from nasflow.errors import ArchError, ParamsError
 from nasflow.models.nb201_supernet import SearchCell, arch_to_ops
 from nasflow.models.nb201 import build_macro
-from nasflow.models.ops import ResNetBasicBlock, load_path_rng_state, path_rng_state
+from nasflow.models.ops import PathSampling, ResNetBasicBlock
 from nasflow.spaces import nb201 as space
 
 __all__ = ["NB201SearchNetwork", "MODES", "gumbel_hard_weights", "GumbelDraws"]
@@ -119,7 +118,7 @@ class GumbelDraws:
         return [w for w, _ in draws], [tuple(index.tolist()) for _, index in draws]
 
 
-class NB201SearchNetwork(nn.Module):
+class NB201SearchNetwork(PathSampling, nn.Module):
     """The NB201 search supernet with architecture parameters (ADL's search setting: C=16, N=5)."""
 
     def __init__(
@@ -141,7 +140,7 @@ class NB201SearchNetwork(nn.Module):
         self.fixed_ops: tuple[int, ...] | None = None
         self.tau = 10.0
         self.last_arch: tuple[int, ...] | None = None
-        self._path_rng = random.Random(seed)
+        self.reseed(seed)
         self.gumbel = GumbelDraws()
 
         build_macro(self, C, N, num_classes,
@@ -201,9 +200,6 @@ class NB201SearchNetwork(nn.Module):
         """Draw the next n GDAS forwards' samples now, with one host read (see `GumbelDraws`)."""
         self.gumbel.presample(self.arch_parameters(), self.tau, n)
 
-    def reseed(self, seed: int) -> None:
-        self._path_rng = random.Random(seed)
-
     def sample_uniform(self) -> tuple[int, ...]:
         """One op per edge, uniformly over the 5 ops (RSPS / SETN training; ADL `random_genotype(True)`)."""
         return tuple(self._path_rng.randrange(N_OPS) for _ in range(space.N_EDGES))
@@ -227,10 +223,10 @@ class NB201SearchNetwork(nn.Module):
         return tuple(out)
 
     def get_extra_state(self) -> dict:
-        return {**path_rng_state(self._path_rng), "tau": float(self.tau)}
+        return {**super().get_extra_state(), "tau": float(self.tau)}
 
     def set_extra_state(self, state: dict) -> None:
-        load_path_rng_state(self._path_rng, state)
+        super().set_extra_state(state)
         self.tau = float(state.get("tau", self.tau))
 
     def search_cells(self) -> list[SearchCell]:

@@ -33,7 +33,7 @@ from torch import nn
 
 from nasflow.errors import ArchError
 from nasflow.models.nb201 import build_macro
-from nasflow.models.ops import ResNetBasicBlock, load_path_rng_state, make_op, path_rng_state
+from nasflow.models.ops import PathSampling, ResNetBasicBlock, make_op
 from nasflow.spaces import nb201 as space
 
 __all__ = ["SearchCell", "NB201Supernet", "sample_cell_ops", "arch_to_ops", "NONE"]
@@ -123,7 +123,7 @@ class SearchCell(nn.Module):
         return f"C={self.C}"
 
 
-class NB201Supernet(nn.Module):
+class NB201Supernet(PathSampling, nn.Module):
     """The NB201 one-shot supernet (RLNAS: C=16, N=5). See the module docstring."""
 
     def __init__(
@@ -142,22 +142,12 @@ class NB201Supernet(nn.Module):
         self.C, self.N, self.num_classes = C, N, num_classes
         self.fixed_arch: str | None = None  # when set, forward(x) uses it instead of sampling
         self.last_sampled: list[tuple[int, ...]] = []  # per search cell, the ops of the last forward
-        self._path_rng = random.Random(seed)
+        self.reseed(seed)
 
         build_macro(self, C, N, num_classes,
                     lambda C_stage: SearchCell(C_stage, affine=affine, track_running_stats=track_running_stats))
 
     # ------------------------------------------------------------------------------------------ paths
-
-    def reseed(self, seed: int) -> None:
-        """Restart path sampling from `seed`."""
-        self._path_rng = random.Random(seed)
-
-    def get_extra_state(self) -> dict:
-        return path_rng_state(self._path_rng)
-
-    def set_extra_state(self, state: dict) -> None:
-        load_path_rng_state(self._path_rng, state)
 
     def search_cells(self) -> list[SearchCell]:
         """The 3N search cells (without the reduction blocks), in order."""

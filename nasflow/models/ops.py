@@ -30,6 +30,7 @@ __all__ = [
     "make_op",
     "path_rng_state",
     "load_path_rng_state",
+    "PathSampling",
 ]
 
 
@@ -45,6 +46,23 @@ def load_path_rng_state(rng: random.Random, state: dict) -> None:
     """Restore what `path_rng_state` saved."""
     internal = tuple(int(v) for v in state["path_rng"].tolist())
     rng.setstate((int(state["path_rng_version"]), internal, state["path_rng_gauss"]))
+
+
+class PathSampling:
+    """For an nn.Module that samples paths: its own `random.Random` (`reseed`), saved in its state_dict as extra
+    state, so a resumed run draws the paths an uninterrupted one would."""
+
+    _path_rng: random.Random
+
+    def reseed(self, seed: int) -> None:
+        """Restart path sampling from `seed`."""
+        self._path_rng = random.Random(seed)
+
+    def get_extra_state(self) -> dict:
+        return path_rng_state(self._path_rng)
+
+    def set_extra_state(self, state: dict) -> None:
+        load_path_rng_state(self._path_rng, state)
 
 
 class ReLUConvBN(nn.Sequential):
