@@ -1,4 +1,5 @@
-"""The training engine: one loop for every setting (proxy budgets, ground-truth retraining, random labels).
+"""The training engine: one loop for every setting (proxy budgets, ground-truth retraining, random labels)
+and every search that trains weights (`nasflow.search.differentiable` runs its searches as a `Run` subclass).
 
 SGD (momentum, Nesterov, weight decay) with a cosine learning rate stepped per epoch, cross-entropy with
 optional label smoothing, gradient clipping, data kept on the device by `nasflow.data.DeviceLoader`, bf16
@@ -245,6 +246,13 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
+def check_compile(mode: str) -> str:
+    """`mode` if it is one of `COMPILE_MODES`, else a one-line ParamsError (before any data or checkpoint loads)."""
+    if mode not in COMPILE_MODES:
+        raise ParamsError(f"compile: expected one of {', '.join(COMPILE_MODES)} (got {mode!r})")
+    return mode
+
+
 def train_packed(models: list[nn.Module], splits: Splits, cfg: TrainConfig, *, seeds: list[int], device,
                  checkpoints: list | None = None, progress: bool = True, labels: torch.Tensor | None = None,
                  descs: list[str] | None = None, stop_after_epochs: int | None = None,
@@ -261,8 +269,7 @@ def train_packed(models: list[nn.Module], splits: Splits, cfg: TrainConfig, *, s
     GPU) for the model's forward and backward; where compiling fails (no compiler), one line says so and the
     run goes on eagerly. Results then equal eager ones to float tolerance, not bit for bit.
     """
-    if compile not in COMPILE_MODES:
-        raise ParamsError(f"compile: expected one of {', '.join(COMPILE_MODES)} (got {compile!r})")
+    check_compile(compile)
     n = len(models)
     checkpoints = list(checkpoints) if checkpoints is not None else [None] * n
     descs = list(descs) if descs is not None else [""] * n
@@ -273,7 +280,7 @@ def train_packed(models: list[nn.Module], splits: Splits, cfg: TrainConfig, *, s
     if len(y_train) != len(splits.x_train):
         raise DataError(f"labels: {len(y_train)} labels for {len(splits.x_train)} training images")
     # one model alone uses the global RNG as `train` always did; a pack gives each model its own RNG state
-    runs = [_Run(m, cfg, seed=s, device=device, checkpoint=c, fingerprint=fingerprint, desc=d,
+    runs = [Run(m, cfg, seed=s, device=device, checkpoint=c, fingerprint=fingerprint, desc=d,
                  packed=n > 1, stop_after_epochs=stop_after_epochs)
             for m, s, c, d in zip(models, seeds, checkpoints, descs)]
     active = [r for r in runs if r.epoch < r.last]
@@ -294,7 +301,7 @@ def train_packed(models: list[nn.Module], splits: Splits, cfg: TrainConfig, *, s
     return [r.result(splits) for r in runs]
 
 
-def run_epochs(runs: list["_Run"]) -> None:
+def run_epochs(runs: list["Run"]) -> None:
     """The epoch loop of every training in nasflow (proxies, ground truth, supernets, differentiable searches):
     an epoch of each unfinished run, their steps side by side, then each one's evaluation and checkpoint, until
     every run has reached its last epoch. Runs must have been `start`ed."""
@@ -336,7 +343,7 @@ def run_epochs(runs: list["_Run"]) -> None:
         torch.cuda.synchronize(device)
 
 
-class _Run:
+class Run:
     """One model's training: its optimiser, scheduler, history, checkpoint, data order and (in a pack) RNG.
 
     The plain run is supervised training under a `TrainConfig`; a loop with more to it (a differentiable search:
@@ -433,8 +440,7 @@ class _Run:
 
     def start(self, train_loader: DeviceLoader | None, eval_loader: DeviceLoader | None, steps: int, *,
               progress: bool, compile: str) -> None:
-        if compile not in COMPILE_MODES:
-            raise ParamsError(f"compile: expected one of {', '.join(COMPILE_MODES)} (got {compile!r})")
+        check_compile(compile)
         self.loader = train_loader.with_seed(self.seed) if train_loader is not None else None
         self.eval_loader = eval_loader
         self.bar = _progress(progress, total=self.cfg.epochs * steps, initial=self.epoch * steps, desc=self.desc)
@@ -490,7 +496,7 @@ class _Run:
         """One weight step on (x, y), between the `before_step` and `after_step` hooks."""
         cfg = self.cfg
         self.before_step(x, y)
-        with _autocast(self.use_bf16):
+        with bf16_autocast(self.use_bf16):
             logits, aux = _split_output(self._forward(x, **self.forward_kwargs()))
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             if cfg.aux_weight > 0 and aux is not None:
@@ -589,7 +595,7 @@ def evaluate(model: nn.Module, loader: DeviceLoader, *, use_bf16: bool = False, 
     correct = torch.zeros((), dtype=torch.int64, device=loader.device)
     seen = 0
     for x, y in loader:
-        with _autocast(use_bf16):
+        with bf16_autocast(use_bf16):
             logits, _ = _split_output(model(x, **forward_kw))
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
@@ -599,7 +605,8 @@ def evaluate(model: nn.Module, loader: DeviceLoader, *, use_bf16: bool = False, 
     return float(loss_sum) / seen, 100.0 * int(correct) / seen
 
 
-def _autocast(bf16: bool):
+def bf16_autocast(bf16: bool):
+    """torch.autocast to bfloat16 on CUDA when `bf16`, else nothing (the CPU trains in fp32)."""
     return torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from nasflow.data import DeviceLoader, Splits
 from nasflow.errors import ParamsError
-from nasflow.train import _autocast, evaluate
+from nasflow.train import bf16_autocast, evaluate
 
 __all__ = ["supernet_accuracy", "supernet_accuracies"]
 
@@ -78,7 +78,7 @@ def supernet_accuracies(supernet: nn.Module, archs: Sequence[str], splits: Split
                     m.momentum = None  # cumulative moving average over the recalibration batches
                 supernet.train()
                 for x, _ in bn_loader:
-                    with _autocast(use_bf16):
+                    with bf16_autocast(use_bf16):
                         supernet(x, arch=arch)
             accs.append(evaluate(supernet, ev_loader, use_bf16=use_bf16, arch=arch)[1])
     finally:

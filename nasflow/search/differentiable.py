@@ -90,7 +90,7 @@ from nasflow.search.enas import BASELINE_MODES, EPOCH_PICK, Controller, sample_a
 from nasflow.spaces import nb201 as nb201_space
 from nasflow.cache import code_fingerprint
 from nasflow.progress import fmt
-from nasflow.train import COMPILE_MODES, TrainConfig, _autocast, _Run, evaluate, run_epochs, seed_everything
+from nasflow.train import Run, TrainConfig, bf16_autocast, check_compile, evaluate, run_epochs, seed_everything
 
 __all__ = ["METHODS", "SPACE_METHODS", "SearchConfig", "run_search", "hessian_vector_product",
            "darts_v2_arch_grad"]
@@ -366,7 +366,7 @@ def _epoch_line(record: dict, epochs: int, method: str, space: str) -> str:
 
 # ------------------------------------------------------------------------------------ the search loop
 
-class _SearchRun(_Run):
+class _SearchRun(Run):
     """A search in the training engine (`nasflow.train`): the weight step is the engine's (SGD on the weights
     only, the cosine stepped every iteration, gradient clipping over the weights, bf16 / compile /
     channels_last as for any training); the architecture step is a hook around it -- before it for DARTS-V2,
@@ -448,7 +448,7 @@ class _SearchRun(_Run):
         if not self.a_mode or self.search.method == "darts-v2":
             return
         self.model.set_mode(self.a_mode)
-        with _autocast(self.use_bf16):
+        with bf16_autocast(self.use_bf16):
             logits = self.model(self.xv)
             loss = F.cross_entropy(logits, self.yv)
         self.a_opt.zero_grad(set_to_none=True)
@@ -568,8 +568,7 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
                        ctl_entropy_weight=ctl_entropy_weight, ctl_baseline_decay=ctl_baseline_decay,
                        ctl_train_steps=ctl_train_steps, ctl_num_aggregate=ctl_num_aggregate,
                        ctl_baseline_mode=ctl_baseline_mode)
-    if compile not in COMPILE_MODES:
-        raise ParamsError(f"compile: expected one of {', '.join(COMPILE_MODES)} (got {compile!r})")
+    check_compile(compile)
     device = torch.device(device)
     cuda = device.type == "cuda"
     w_mode, a_mode = _MODES[method]
