@@ -273,6 +273,15 @@ def test_engine_options_are_checked(digits):
         run_search("gdas", digits, epochs=1, compile="fast", **KW)
 
 
+def test_sampling_searches_skip_compiling_in_one_line(digits, capsys):
+    # a new sampled graph every step would only recompile: GDAS trains eagerly, says so, and gets the eager result
+    eager = run_search("gdas", digits, epochs=1, **KW)
+    asked = run_search("gdas", digits, epochs=1, compile="default", **KW)
+    said = capsys.readouterr().err
+    assert "gdas: compile: skipped" in said and len([l for l in said.splitlines() if "compile" in l]) == 1
+    assert "compiled" not in asked and asked["alphas"] == eager["alphas"]
+
+
 def test_search_and_training_checkpoints_are_not_mistaken_for_each_other(digits, tmp_path):
     # one engine, one checkpoint format: each loop refuses the other's file by its kind, in one line
     from nasflow.train import TrainConfig, train

@@ -75,6 +75,7 @@ controller loader).
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -548,8 +549,8 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
     The loop is the training engine's (`nasflow.train.run_epochs`): `precision` 16 runs the weight step, the
     first-order alpha step and the validation under bf16 autocast on CUDA (DARTS-V2's alpha step stays fp32:
     its finite differences need the precision); `compile` (a `nasflow.train.COMPILE_MODES` mode) compiles
-    the weight step's forward -- worth it for DARTS' fixed mixed graph; GDAS and the sampling methods change
-    their graph every step, so the compiler falls back to eager after its recompile limit.
+    the weight step's forward of DARTS-V1/V2 (a fixed mixed graph); GDAS, RSPS, SETN and ENAS run a new sampled
+    graph every step, which would only recompile, so for them one line says it is skipped.
     """
     if splits.eval_split != "valid":
         raise ParamsError("differentiable search: load the data with eval_split='valid' (the architecture is "
@@ -572,6 +573,11 @@ def run_search(method: str, splits: Splits, *, space: str = "nb201", C: int, dep
     device = torch.device(device)
     cuda = device.type == "cuda"
     w_mode, a_mode = _MODES[method]
+    if compile != "off" and w_mode != "darts":
+        # measured on the CPU: a 3-step GDAS epoch compiled for 6 min, recompiling for every new sample
+        print(f"{method}: compile: skipped (its weight step runs a new sampled graph every step; the compiler "
+              "would recompile until its limit, then run eagerly)", file=sys.stderr, flush=True)
+        compile = "off"
 
     seed_everything(seed)
     network = NB201SearchNetwork if space == "nb201" else DartsSearchNetwork
