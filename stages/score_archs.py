@@ -6,9 +6,8 @@ A supernet trained to a non-finite loss (meta `status: diverged`) gives every ar
 """
 import math
 
-from nasflow.errors import ParamsError
 from stages.common import claim, configure_torch, load_params, main_guard, parse_shard, parser, provenance, write_json
-from stages.training import load_splits, read_archs
+from stages.training import arch_set, load_splits
 
 
 @main_guard
@@ -28,13 +27,8 @@ def main():
     params = load_params(args.params)
     configure_torch(params)
     space = get_space(params["space"])
-    if args.arch_set == "all":
-        if not hasattr(space, "enumerate_all"):
-            raise ParamsError(f"--arch-set all: the {space.NAME} space is too large to enumerate (use sampled)")
-        i, n = args.shard
-        records = [{"id": k, "arch": a} for k, a in enumerate(space.enumerate_all())][i::n]
-    else:
-        records = read_archs(args.archs, args.shard)
+    i, n = args.shard
+    records = arch_set(params, args.arch_set, args.archs, key="--arch-set")[i::n]
     archs = [space.canonical(r["arch"]) for r in records]
     sn = params["supernet"]
     setting = params["settings"][sn["setting"]]

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+import random
 import sys
 import time
 from pathlib import Path
 
-from nasflow.errors import CheckpointError
+from nasflow.errors import CheckpointError, ParamsError
 from stages.common import claim, configure_torch, provenance, proxy_setting, training_options, write_json
 
 
@@ -27,6 +28,29 @@ def read_archs(path, shard=(0, 1)) -> list[dict]:
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             raise ArchError(f"{path}:{lineno}: expected a JSON object with 'id' and 'arch'") from None
     return records[i::n]
+
+
+def arch_set(params: dict, name: str, archs_path, *, key: str) -> list[dict]:
+    """The {id, arch} records of an arch set, ids in the set's order: `sampled` (the archs file), `all` (every cell
+    of an enumerable space, id = its index) or `extra` (`zero_cost.extra_archs` cells not sampled, drawn with the
+    params' seed). `key` names the parameter in errors."""
+    from nasflow.spaces import get_space
+
+    space = get_space(params["space"])
+    if name == "sampled":
+        return read_archs(archs_path)
+    if not hasattr(space, "enumerate_all"):
+        raise ParamsError(f"{key}: {name!r} enumerates the nb201 space only; the {space.NAME} space is too large "
+                          "(use sampled)")
+    cells = space.enumerate_all()
+    if name == "all":
+        return [{"id": i, "arch": a} for i, a in enumerate(cells)]
+    sampled = {space.canonical(r["arch"]) for r in read_archs(archs_path)}
+    rest = [a for a in cells if a not in sampled]
+    n = params["zero_cost"]["extra_archs"]
+    if n > len(rest):
+        raise ParamsError(f"zero_cost.extra_archs: {n} cells asked, only {len(rest)} are not sampled")
+    return [{"id": i, "arch": a} for i, a in enumerate(random.Random(params["seed"]).sample(rest, n))]
 
 
 def load_splits(params, setting):

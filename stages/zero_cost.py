@@ -7,36 +7,14 @@ Shards take every n-th arch (`--shard i/n`), as proxy training does; a gather me
 
     python -m stages.zero_cost --params params.yaml --arch-set sampled --shard 0/2 --out results/zero_cost/sampled/shard-0-of-2.json
 """
-import random
 import sys
 import time
 
-from nasflow.errors import ParamsError
 from stages.common import claim, configure_torch, load_params, main_guard, parse_shard, parser, provenance, write_json
 from stages.estimation import zero_cost_batch, zero_cost_rows
-from stages.training import read_archs
+from stages.training import arch_set
 
 ARCH_SETS = ("sampled", "extra", "all")
-
-
-def arch_set(params: dict, name: str, archs_path) -> list[dict]:
-    """The {id, arch} records of an arch set, ids in the set's order."""
-    from nasflow.spaces import get_space
-
-    space = get_space(params["space"])
-    if name == "sampled":
-        return read_archs(archs_path)
-    if not hasattr(space, "enumerate_all"):
-        raise ParamsError(f"zero_cost.arch_sets: {name!r} enumerates the nb201 space only; the {space.NAME} space is too large")
-    cells = space.enumerate_all()
-    if name == "all":
-        return [{"id": i, "arch": a} for i, a in enumerate(cells)]
-    sampled = {space.canonical(r["arch"]) for r in read_archs(archs_path)}
-    rest = [a for a in cells if a not in sampled]
-    n = params["zero_cost"]["extra_archs"]
-    if n > len(rest):
-        raise ParamsError(f"zero_cost.extra_archs: {n} cells asked, only {len(rest)} are not sampled")
-    return [{"id": i, "arch": a} for i, a in enumerate(random.Random(params["seed"]).sample(rest, n))]
 
 
 @main_guard
@@ -54,7 +32,7 @@ def main():
     configure_torch(params)
     space = get_space(params["space"])
     i, n = args.shard
-    records = arch_set(params, args.arch_set, args.archs)[i::n]
+    records = arch_set(params, args.arch_set, args.archs, key="zero_cost.arch_sets")[i::n]
     archs = [space.canonical(r["arch"]) for r in records]
     proxies = params["zero_cost"]["proxies"]
     start = time.time()

@@ -170,16 +170,16 @@ def test_search_runs_a_plugin_estimator(study):
 
 
 def test_extra_cells_are_seeded_and_not_sampled(tmp_path):
-    from stages.zero_cost import arch_set
+    from stages.training import arch_set
 
     archs = tmp_path / "archs.jsonl"
     sampled = nb201.sample(5, seed=0)
     archs.write_text("".join(json.dumps({"id": i, "arch": a}) + "\n" for i, a in enumerate(sampled)))
     params = validate_params({**yaml.safe_load(yaml.safe_dump(TINY)), "zero_cost": {"proxies": [], "arch_sets": ["sampled"], "extra_archs": 50}})
-    extra = arch_set(params, "extra", archs)
+    extra = arch_set(params, "extra", archs, key="zero_cost.arch_sets")
     assert len(extra) == 50 == len({r["arch"] for r in extra}) and not {r["arch"] for r in extra} & set(sampled)
-    assert extra == arch_set(params, "extra", archs)
-    assert len(arch_set(params, "all", archs)) == 15625
+    assert extra == arch_set(params, "extra", archs, key="zero_cost.arch_sets")
+    assert len(arch_set(params, "all", archs, key="zero_cost.arch_sets")) == 15625
 
 
 def test_snakemake_shards_every_nb201_cell_over_zero_cost_jobs(tmp_path, engine_env):
