@@ -347,7 +347,7 @@ class Run:
     """One model's training: its optimiser, scheduler, history, checkpoint, data order and (in a pack) RNG.
 
     The plain run is supervised training under a `TrainConfig`; a loop with more to it (a differentiable search:
-    architecture steps, its own evaluation and record) subclasses it and overrides the hooks `before_step`,
+    architecture steps, its own evaluation and record) subclasses it and overrides `begin_epoch` and the hooks `before_step`,
     `after_step`, `forward_kwargs`, `end_training`, `evaluate`, `epoch_line` and `extra_state` (the
     `load_extra_state` of what it saved), passing its own `optimizer` / `scheduler` (`step_scheduler`
     "step": the scheduler steps after every weight step rather than every epoch) and `config` (what its
