@@ -296,7 +296,9 @@ def main():
     p.add_argument("--setting", help="train: the sampled setting's name")
     p.add_argument("--archs", default="results/archs.jsonl")
     p.add_argument("--ground-truth", default="results/ground_truth.json")
-    p.add_argument("--out-dir", default=str(OUT))
+    p.add_argument("--out-dir", default=str(OUT),
+                   help=f"the search's files (default {OUT}; a study keeps it: the `bpe_search` proxy setting is read "
+                        "from results/bpe_search/best.json)")
     p.add_argument("--out", help="base: the file to write")
     args = p.parse_args()
     params = load_params(args.params)
