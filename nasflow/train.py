@@ -246,11 +246,10 @@ def train(model: nn.Module, splits: Splits, cfg: TrainConfig, *, seed: int, devi
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
-def check_compile(mode: str) -> str:
-    """`mode` if it is one of `COMPILE_MODES`, else a one-line ParamsError (before any data or checkpoint loads)."""
+def check_compile(mode: str) -> None:
+    """A one-line ParamsError unless `mode` is one of `COMPILE_MODES` (checked before any data or checkpoint loads)."""
     if mode not in COMPILE_MODES:
         raise ParamsError(f"compile: expected one of {', '.join(COMPILE_MODES)} (got {mode!r})")
-    return mode
 
 
 def train_packed(models: list[nn.Module], splits: Splits, cfg: TrainConfig, *, seeds: list[int], device,
@@ -337,7 +336,7 @@ def run_epochs(runs: list["Run"]) -> None:
             active = [r for r in active if r.epoch < r.last]
     finally:
         for r in runs:
-            if getattr(r, "bar", None) is not None:
+            if r.bar is not None:
                 r.bar.close()
     if device is not None and device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -96,26 +96,20 @@ class GumbelDraws:
 
     def presample(self, alphas: list[torch.Tensor], tau: float, n: int) -> None:
         draws = [[gumbel_hard_weights(a, tau) for a in alphas] for _ in range(n)]
-        flat = torch.cat([index for draw in draws for _, index in draw]).tolist()  # the one host read
+        flat = iter(torch.cat([index for draw in draws for _, index in draw]).tolist())  # the one host read
         versions = tuple(a._version for a in alphas)
-        self.queue = []
-        for draw in draws:
-            indices = []
-            for _, index in draw:
-                indices.append(tuple(flat[:index.numel()]))
-                flat = flat[index.numel():]
-            self.queue.append((versions, [w for w, _ in draw], indices))
+        self.queue = [(versions, [w for w, _ in draw], [tuple(next(flat) for _ in range(index.numel()))
+                                                        for _, index in draw]) for draw in draws]
 
     def take(self, alphas: list[torch.Tensor], tau: float) -> tuple[list[torch.Tensor], list[tuple[int, ...]]]:
-        """The next sample: a presampled one, else drawn now (one host read per alpha tensor)."""
-        if self.queue:
-            versions, weights, indices = self.queue.pop(0)
-            if versions != tuple(a._version for a in alphas):
-                self.queue = []
-                raise RuntimeError("GDAS: presampled draws are stale (the alphas changed after `presample`)")
-            return weights, indices
-        draws = [gumbel_hard_weights(a, tau) for a in alphas]
-        return [w for w, _ in draws], [tuple(index.tolist()) for _, index in draws]
+        """The next sample: a presampled one, else one drawn now."""
+        if not self.queue:
+            self.presample(alphas, tau, 1)
+        versions, weights, indices = self.queue.pop(0)
+        if versions != tuple(a._version for a in alphas):
+            self.queue = []
+            raise RuntimeError("GDAS: presampled draws are stale (the alphas changed after `presample`)")
+        return weights, indices
 
 
 class NB201SearchNetwork(PathSampling, nn.Module):

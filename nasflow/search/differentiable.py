@@ -459,11 +459,10 @@ class _SearchRun(Run):
 
     def end_training(self) -> dict:
         """The epoch's record so far (one host read of the sums): weight and alpha steps' loss and accuracy."""
-        method = self.search.method
+        weights = super().end_training()  # the weight steps' (the scheduler steps per iteration here)
         return {
-            "epoch": self.epoch + 1, "lr": self.lr_now, "tau": self.tau if method == "gdas" else None,
-            "train_loss": float(self.loss_sum) / max(self.seen, 1),
-            "train_acc": 100.0 * int(self.correct) / max(self.seen, 1),
+            "epoch": weights["epoch"], "lr": weights["lr"], "tau": self.tau if self.search.method == "gdas" else None,
+            "train_loss": weights["train_loss"], "train_acc": weights["train_acc"],
             "arch_loss": float(self.a_loss) / self.a_seen if self.a_seen else None,
             "arch_acc": 100.0 * int(self.a_correct) / self.a_seen if self.a_seen else None,
             "valid_loss": None, "valid_acc": None, "arch": None, "alphas": None,
