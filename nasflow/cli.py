@@ -3,6 +3,7 @@
     nasflow info --space nb201 --arch A|INDEX [--arch B ...] [--dataset D] [--channels C] [--cells N] [--json]
     nasflow info --space darts --arch GENOTYPE [...] [--dataset D] [--channels C] [--layers L] [--json]
     nasflow info --space mobilenet --arch A [...] [--input-size 224] [--classes 1000] [--width 1.0] [--json]
+    nasflow table build --from RELEASE --out FILE.parquet [--workers N] [--quiet]
     nasflow proxies --space S (--arch A [--arch B ...] | --arch-file F) --data digits|npz [--path P]
                     [--batch-size 64] [--seed 0] [--proxies synflow,snip,...] [--channels 16] [--depth 5] [--json]
 
@@ -324,6 +325,45 @@ def _run_proxies(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ table
+
+
+def _add_table(subparsers) -> None:
+    p = subparsers.add_parser("table", help="the NAS-Bench-201 ground-truth table",
+                              description="The ground-truth table nasflow's table studies read.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    b = actions.add_parser(
+        "build", help="convert an official NAS-Bench-201 / NATS-Bench release into the table",
+        description="Read NATS-Bench's topology archive (the NATS-tss-v1_0-3ffb9-simple/ directory) or "
+        "NAS-Bench-201's single file (NAS-Bench-201-v1_1-096897.pth or v1_0-e61699.pth) without running code "
+        "from it, and write one Parquet table: per cell, dataset, split, schedule (12 and 200 epochs) and seed "
+        "the final accuracy and loss, the per-epoch curves, the recorded training and evaluation times, params, "
+        "FLOPs and latency. Column names: nasflow.bench_build.COLUMNS_DOC.")
+    b.add_argument("--from", dest="source", required=True, metavar="RELEASE",
+                   help="the NATS-Bench tss directory or the NAS-Bench-201 .pth file")
+    b.add_argument("--out", required=True, metavar="FILE.parquet", help="where to write the table")
+    b.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="processes reading the archive's cell files (default: the CPUs, at most 8)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=_run_table_build)
+
+
+def _run_table_build(args: argparse.Namespace) -> int:
+    import time
+
+    from nasflow.bench_build import NB201_CELLS, build_table
+
+    start = time.perf_counter()
+    done = build_table(args.source, args.out, workers=args.workers, progress=not args.quiet)
+    print(f"{PROG}: wrote {done['out']}: {done['cells']:,} cells, {done['columns']} columns, from the "
+          f"{'NATS-Bench archive' if done['kind'] == 'nats' else 'NAS-Bench-201 file'} "
+          f"in {time.perf_counter() - start:.1f} s")
+    if not done["complete"]:
+        print(f"{PROG}: note: the release held {done['cells']:,} of the {NB201_CELLS:,} cells; the table has "
+              "only those", file=sys.stderr)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
@@ -335,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_info(subparsers)
     _add_proxies(subparsers)
+    _add_table(subparsers)
     return parser
 
 
