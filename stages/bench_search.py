@@ -18,7 +18,7 @@ from stages.common import atomic_path, load_params, main_guard, parser, provenan
 
 DEFAULTS = {
     "table": None,
-    "search_column": bench_mode.SEARCH_COLUMN,
+    "search_column": None,  # None: bench_mode.search_column_for(table)
     "budget_seconds": bench_mode.BUDGET_SECONDS,
     "seeds": 500,
     "first_seed": 0,
@@ -56,6 +56,8 @@ def resolve(params: dict, args) -> dict:
     for key in ("table", "seeds", "workers"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
+    if cfg["search_column"] is None and cfg["table"]:
+        cfg["search_column"] = bench_mode.search_column_for(cfg["table"])
     if args.strategies is not None:
         cfg["strategies"] = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if args.scenarios is not None:
@@ -69,7 +71,7 @@ def main():
     p.add_argument("--out", default="results/bench_search.csv")
     p.add_argument("--summary", default=None, help="summary JSON (default: <out>.json)")
     p.add_argument("--report", default=None, help="markdown tables (default: <out>.md)")
-    p.add_argument("--table", default=None, help="the NB201 CSV (overrides bench_search.table)")
+    p.add_argument("--table", default=None, help="the NB201 table (overrides bench_search.table)")
     p.add_argument("--seeds", type=int, default=None, help="runs per strategy (overrides bench_search.seeds)")
     p.add_argument("--strategies", default=None, help="comma-separated, e.g. rea,rs,reinforce,bohb")
     p.add_argument("--scenarios", default=None, help="comma-separated cost_model:budget_scale, e.g. affine:1,flops:1")
@@ -79,8 +81,8 @@ def main():
     cfg = resolve(params, args)
     stem = args.out[:-4] if args.out.endswith(".csv") else args.out
     if not cfg["table"]:  # the demo has no table: say so in every output rather than fail the DAG
-        note = ("skipped: no NAS-Bench-201 table configured (set bench_search.table, e.g. "
-                "../shared/data/nb201-accuracies.csv, or use a table ground truth)")
+        note = ("skipped: no NAS-Bench-201 table configured (set bench_search.table to a table built by "
+                "`nasflow table build`, or use a table ground truth)")
         with atomic_path(args.out) as tmp:
             tmp.write_text(",".join(CSV_COLUMNS) + "\n")
         write_json(args.summary or f"{stem}.json", {"skipped": note, "provenance": provenance(params)})

@@ -94,6 +94,13 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
         if name not in settings and name not in chosen:
             raise ParamsError(f"{source}: proxy.settings: unknown setting {name!r} (defined: {', '.join(settings)})")
     gt = params["ground_truth"]
+    gt.setdefault("build_from", None)
+    if gt["build_from"]:
+        if gt["source"] != "table":
+            raise ParamsError(f"{source}: ground_truth.build_from: a release to convert needs source: table")
+        if gt.get("path") not in (None, BUILT_TABLE):
+            raise ParamsError(f"{source}: ground_truth.path: give path (a table) or build_from (a release), not both")
+        gt["path"] = BUILT_TABLE  # the build_table stage's output
     required = {"retrain": ["setting"], "table": ["path", "column"]}[gt["source"]]
     for key in required:
         if key not in gt:
@@ -544,6 +551,9 @@ def proxy_setting(params: dict, name: str) -> dict:
     if not Path(CHOSEN_BUDGET_FILE).is_file():
         raise CheckpointError(f"missing input file: {CHOSEN_BUDGET_FILE} (run the bpe_search stages first)")
     return read_results(CHOSEN_BUDGET_FILE, rows=None, top=("full",))["full"]
+
+
+BUILT_TABLE = "results/table/nb201.parquet"  # the build_table stage's table (ground_truth.build_from)
 
 
 def table_path(params: dict) -> str | None:

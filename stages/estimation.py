@@ -58,6 +58,14 @@ class _Common:
             self._tables[column] = TableEstimator(path, column)
         return [Estimate(*self._tables[column](a)) for a in archs]
 
+    def table_histories(self, schedule: str, archs):
+        from nasflow.estimators.table import release_histories
+
+        path = table_path(self.params)
+        if not path:
+            raise ParamsError("the tabular estimators need bench_search.table or a ground-truth table")
+        return release_histories(path, list(archs), schedule)
+
     def differentiable(self, method: str) -> dict:
         path = Path("results/search") / f"{method}.json"
         if method not in self.params["differentiable"]["methods"]:

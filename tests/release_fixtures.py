@@ -113,3 +113,38 @@ class Payload:
         import os
 
         return os.system, (f"touch {self.marker}",)
+
+
+def write_full_table(path: Path, seed: int = 0) -> "pd.DataFrame":
+    """A built table (the layout `nasflow table build` writes) for all 15,625 cells, without a release: what the
+    estimators and benchmark mode read (cifar10-valid curves of both schedules, recorded times, the report
+    columns). Returned as the DataFrame written, so tests compute expectations from it by hand."""
+    import pandas as pd
+
+    from nasflow.bench_build import _write_parquet
+
+    rng = np.random.default_rng(seed)
+    archs = nb201.enumerate_all()
+    n = len(archs)
+    top = rng.uniform(10, 94, n)
+    frame = {"index": np.arange(n), "arch": archs}
+    for col in ("cifar10_valid_acc_200ep", "cifar10_test_acc_200ep", "cifar100_test_acc_200ep",
+                "imagenet16_120_test_acc_200ep"):
+        frame[col] = top + rng.normal(0, 0.5, n)
+    frame["cifar10_valid_valid_acc_200ep"] = frame["cifar10_valid_acc_200ep"]
+    for col in ("cifar10_test_acc_12ep_one_seed", "cifar10_valid_valid_acc_12ep_s111"):
+        frame[col] = 0.8 * top + rng.normal(0, 2.0, n)
+    frame["cifar10_valid_train_seconds_per_epoch_12ep"] = rng.uniform(5, 12, n)
+    frame["cifar10_valid_valid_eval_seconds_12ep"] = rng.uniform(2, 4, n)
+    frame["cifar10_valid_train_seconds_per_epoch_200ep"] = frame["cifar10_valid_train_seconds_per_epoch_12ep"]
+    frame["cifar10_valid_valid_eval_seconds_200ep"] = frame["cifar10_valid_valid_eval_seconds_12ep"]
+    for epochs in (12, 200):
+        t = np.arange(1, epochs + 1) / (epochs / 4)
+        acc = top[:, None] * (1 - np.exp(-t))[None, :] + rng.normal(0, 0.3, (n, epochs))
+        loss = 2.5 - acc / 40
+        for name, values in (("valid_acc", acc), ("valid_loss", loss), ("train_acc", acc + 1),
+                             ("train_loss", loss - 0.05)):
+            frame[f"cifar10_valid_{name}_curve_{epochs}ep"] = list(values.astype(np.float32))
+    df = pd.DataFrame(frame)
+    _write_parquet(df, path, {"nasflow.source": "synthetic (tests)"})
+    return df

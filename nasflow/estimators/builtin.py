@@ -97,6 +97,49 @@ def table(archs, ctx):
     return ctx.table(ctx.params["search"]["table_column"], archs)
 
 
+def _tabular(kind: str, archs, ctx, schedule: str, k: str):
+    """A learning-curve estimator on the release's curves of the first k epochs (nasflow.estimators.table)."""
+    from nasflow.estimators.learning_curve import estimate
+
+    k = int(k)
+    if str(schedule) not in ("12", "200") or not 1 <= k <= int(schedule):
+        raise ParamsError(f"table_{kind}_{schedule}ep_e{k}: NB201's schedules are 12 and 200 epochs; k must be "
+                          f"an epoch of the schedule (1 to {schedule})")
+    target = ctx.params.get("estimators", {}).get("learning_curve", {}).get("extrapolate_to", 200)
+    out = []
+    for history in ctx.table_histories(str(schedule), archs):
+        score, seconds = estimate(kind, {"history": history[:k]}, k=k if kind == "acc" else None,
+                                  target_epoch=target)
+        out.append(Estimate(score, seconds))
+    return out
+
+
+@register("table_acc_<schedule>ep_e<k>", family="table", needs=["table"])
+def table_acc(archs, ctx, *, schedule, k):
+    """Tabular (no training run): the release's validation accuracy after epoch k of NB201's 12- or 200-epoch
+    schedule (cifar10-valid, mean over seeds); cost: k epochs of the cell's recorded training + evaluation time."""
+    return _tabular("acc", archs, ctx, schedule, k)
+
+
+@register("table_sotl_<schedule>ep_e<k>", family="table", needs=["table"])
+def table_sotl(archs, ctx, *, schedule, k):
+    """Tabular SoTL: minus the sum of the release's training losses over the schedule's first k epochs."""
+    return _tabular("sotl", archs, ctx, schedule, k)
+
+
+@register("table_sotl_e_<schedule>ep_e<k>", family="table", needs=["table"])
+def table_sotl_e(archs, ctx, *, schedule, k):
+    """Tabular SoTL-E: minus the release's training loss of epoch k of the schedule."""
+    return _tabular("sotl_e", archs, ctx, schedule, k)
+
+
+@register("table_lce_<schedule>ep_e<k>", family="table", needs=["table"])
+def table_lce(archs, ctx, *, schedule, k):
+    """Tabular pow3 extrapolation of the release's first k validation accuracies to
+    `estimators.learning_curve.extrapolate_to` epochs."""
+    return _tabular("lce", archs, ctx, schedule, k)
+
+
 @register("alpha_<method>", family="differentiable", needs=["differentiable:{method}"])
 def alpha(archs, ctx, *, method):
     """log P(arch) under a differentiable search's final softmax(α): the sum over edges of log p(op) (NB201);

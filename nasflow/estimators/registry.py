@@ -19,7 +19,9 @@ Built-in families (`FAMILIES`): budgeted training `proxy_<setting>`; learning cu
 proxies (nasflow.estimators.zero_cost: grad_norm, snip, grasp, fisher, synflow, jacob_cov, naswot, zen, params,
 flops); supernet `angle[_<labels>]`, `supernet_acc[_<labels>]`; differentiable `alpha_<method>` (the
 log-probability of the arch under a differentiable search's final softmax(α), NB201); table `table` (a column of
-the NAS-Bench-201 table with its simulated cost); ensembles (`vote`, rank averages of other estimators: made
+the NAS-Bench-201 table with its simulated or recorded cost) and the tabular learning-curve estimators
+`table_acc_<schedule>ep_e<k>`, `table_sotl[_e]_<schedule>ep_e<k>`, `table_lce_<schedule>ep_e<k>` (read off the
+release's own per-epoch curves at NB201's real budgets: no training is run); ensembles (`vote`, rank averages of other estimators: made
 from their scores, so only where a population of archs is scored together, see `vote_scores`).
 """
 from __future__ import annotations
@@ -97,7 +99,7 @@ def _pattern(name: str) -> tuple[re.Pattern, str]:
     for m in re.finditer(r"<([a-z_]+)>", name):
         regex += re.escape(name[pos:m.start()])
         group = m.group(1)
-        regex += rf"(?P<{group}>[0-9]+)" if group == "k" else rf"(?P<{group}>[a-z][a-z0-9_-]*?)"
+        regex += rf"(?P<{group}>[0-9]+)" if group in ("k", "schedule") else rf"(?P<{group}>[a-z][a-z0-9_-]*?)"
         pos = m.end()
     return re.compile(regex + re.escape(name[pos:]) + r"\Z"), label
 

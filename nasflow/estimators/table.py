@@ -3,8 +3,20 @@ or train it for real (an adapter around nasflow.estimators.proxy.train_arch).
 
 An estimator is any callable `estimator(arch) -> (score, cost_seconds)` (nasflow.search.strategies).
 
-Cost model (the table has no training times)
--------------------------------------------
+Recorded times (a table built from the official release)
+-------------------------------------------------------
+A table built by `nasflow table build` holds the release's own training time of every cell. Then each query
+costs exactly what NB201's baselines charge for it (ADL exps/NAS-Bench-201-algos/R_EA.py `train_and_eval`, the
+API's `simulate_train_eval`): the 12-epoch schedule's `train-all-time` on cifar10-valid (12 x its recorded
+epoch time) plus one validation pass (`valid-per-time`):
+
+    cost(arch) = 12 * cifar10_valid_train_seconds_per_epoch_12ep + cifar10_valid_valid_eval_seconds_12ep
+
+`TableEstimator(cost_model="auto")` (the default) uses them when the table has them, else the cost model
+below; `cost_source` says which ("recorded" or the model's kind), and every output that spends a cost says it.
+
+Cost model (tables without training times, e.g. a CSV)
+-----------------------------------------------------
 NB201's search baselines pay, per queried arch, the benchmark's recorded time of the 12-epoch schedule on
 cifar10-valid: `train-all-time + valid-per-time` (ADL exps/NAS-Bench-201-algos/R_EA.py, `train_and_eval`),
 against a 12,000 s budget. We simulate that time from the arch's FLOPs:
@@ -85,6 +97,23 @@ def _affine_fit() -> tuple[float, float]:
 AFFINE_INTERCEPT_S, AFFINE_SLOPE_S_PER_MFLOP = _affine_fit()  # ~82.1 s, ~0.455 s/MFLOP (before scaling)
 
 COST_KINDS = ("affine", "flops", "constant")
+TABLE_COST_KINDS = ("auto", "recorded", *COST_KINDS)  # what a TableEstimator takes (auto: recorded if present)
+
+# the recorded times of the query NB201's baselines pay (see the module docstring)
+RECORDED_TRAIN_COLUMN = "cifar10_valid_train_seconds_per_epoch_12ep"
+RECORDED_VALID_COLUMN = "cifar10_valid_valid_eval_seconds_12ep"
+
+
+def has_recorded_times(path: str | Path) -> bool:
+    return bench.has_column(path, RECORDED_TRAIN_COLUMN) and bench.has_column(path, RECORDED_VALID_COLUMN)
+
+
+def cost_source_of(path: str | Path | None) -> str:
+    """What a table's query costs come from, in words (for reports)."""
+    if path and has_recorded_times(path):
+        return ("recorded: the release's training times (12 x the cifar10-valid 12-epoch epoch time + one "
+                "validation pass per query)")
+    return "cost model: affine in FLOPs, mean 112.9 s per query (the table has no training times)"
 
 
 @dataclass(frozen=True)
@@ -137,15 +166,30 @@ class TableEstimator:
     `index(arch)` gives the benchmark index. Arrays in benchmark index order: `scores`, `costs`.
     """
 
-    def __init__(self, path: str | Path, column: str = SEARCH_COLUMN, cost_model: CostModel | float = CostModel()):
+    def __init__(self, path: str | Path, column: str = SEARCH_COLUMN,
+                 cost_model: CostModel | float | str = "auto"):
         self.path, self.column = str(path), column
         self.archs = nb201.enumerate_all()
         self._index = {a: i for i, a in enumerate(self.archs)}
         self.scores = self.column_array(column)
         if isinstance(cost_model, (int, float)) and not isinstance(cost_model, bool):
             cost_model = CostModel("constant", float(cost_model))
+        if isinstance(cost_model, str):
+            if cost_model not in TABLE_COST_KINDS:
+                raise ParamsError(f"cost model: unknown kind {cost_model!r} (known: {', '.join(TABLE_COST_KINDS)})")
+            recorded = cost_model in ("auto", "recorded") and has_recorded_times(self.path)
+            if cost_model == "recorded" and not recorded:
+                raise ParamsError(f"cost model 'recorded': {self.path} has no recorded training times (build the "
+                                  "table from the official release: nasflow table build)")
+            cost_model = "recorded" if recorded else CostModel("affine" if cost_model == "auto" else cost_model)
         self.cost_model = cost_model
-        self.costs = cost_model.costs(_nb201_mflops())
+        if cost_model == "recorded":
+            self.costs = (NB201_EPOCHS * self.column_array(RECORDED_TRAIN_COLUMN)
+                          + self.column_array(RECORDED_VALID_COLUMN))
+            self.cost_source = "recorded"
+        else:
+            self.costs = cost_model.costs(_nb201_mflops())
+            self.cost_source = cost_model.kind
         self._pairs = list(zip(self.scores.tolist(), self.costs.tolist()))  # plain floats: fastest lookups
         self._columns = {column: self.scores}
 
@@ -173,6 +217,35 @@ class TableEstimator:
         if column not in self._columns:
             self._columns[column] = self.column_array(column)
         return float(self._columns[column][self.index(arch)])
+
+
+# --------------------------------------------------------------------------------------------------------
+# The release's per-epoch curves as training histories (the tabular learning-curve estimators)
+
+CURVE_DATASET = "cifar10_valid"  # NB201's search split: trained on 25k, validated on the other 25k (x-valid)
+
+
+def release_histories(path: str | Path, archs: list[str], schedule: str,
+                      dataset: str = CURVE_DATASET) -> list[list[dict]]:
+    """Each arch's per-epoch records of the release's `schedule` ("12" or "200"), in the form
+    nasflow.estimators.learning_curve reads (`epoch`, `train_loss`, `train_acc`, `eval_acc`, `eval_loss`,
+    `seconds`): mean over seeds; `seconds` = the recorded training time of one epoch + one validation pass.
+    Needs a table built from the release (`nasflow table build`); an arch it lacks is an error naming it."""
+    s = f"{schedule}ep"
+    curves = {key: bench.load_curves(path, f"{dataset}_{col}_curve_{s}")
+              for key, col in (("train_loss", "train_loss"), ("train_acc", "train_acc"), ("eval_acc", "valid_acc"),
+                               ("eval_loss", "valid_loss"))}
+    train_s = bench.load_table(path, f"{dataset}_train_seconds_per_epoch_{s}")
+    eval_s = bench.load_table(path, f"{dataset}_valid_eval_seconds_{s}")
+    out = []
+    for arch in archs:
+        if arch not in curves["eval_acc"]:
+            raise DataError(f"arch {arch!r} has no {schedule}-epoch curve in the table {path}")
+        seconds = train_s[arch] + eval_s[arch]
+        n = len(curves["eval_acc"][arch])
+        out.append([{"epoch": e + 1, **{key: float(c[arch][e]) for key, c in curves.items()}, "seconds": seconds}
+                    for e in range(n)])
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -20,6 +20,11 @@ TRAIN_CODE = code("stages/training.py", "nasflow/estimators/proxy.py", "nasflow/
                   "nasflow/devices.py", "nasflow/spaces/*.py", "nasflow/models/*.py") + STAGE_CODE
 
 
+# the ground-truth table the build_table stage converts from an official release (ground_truth.build_from):
+# an input of every rule that reads the table; nothing when the study names a table file itself
+TABLE_INPUT = ["results/table"] if config["ground_truth"].get("build_from") else []
+
+
 def shards(pattern, n=SHARDS, **wildcards):
     return [pattern.format(i=i, n=n, **wildcards) for i in range(n)]
 

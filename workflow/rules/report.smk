@@ -1,6 +1,7 @@
 rule found_ground_truth:
     input:
         searches=RLNAS_SEARCHES + SEARCHES + DIFFERENTIABLE_SEARCHES,
+        table=TABLE_INPUT,
         code=code("stages/found_ground_truth.py", "nasflow/bench.py") + TRAIN_CODE,
     output:
         "results/found/shard-{i}-of-{n}.json",
@@ -36,6 +37,7 @@ rule correlate:
         zero_cost=expand("results/zero_cost/{zc_set}.json", zc_set=ZERO_COST_SETS),
         differentiable=[f"results/search/{m}.json" for m in DIFFERENTIABLE if f"alpha_{m}" in config["estimators"]["extra"]],
         ground_truth="results/ground_truth.json",
+        table=TABLE_INPUT,
         code=code("stages/correlate.py", "stages/estimation.py", "nasflow/analysis/correlation.py",
                   "nasflow/estimators/registry.py", "nasflow/estimators/builtin.py",
                   "nasflow/estimators/learning_curve.py", "nasflow/estimators/table.py") + PLUGIN_CODE + STAGE_CODE,
@@ -69,6 +71,7 @@ rule report:
         scores=expand("results/scores/{labels}-sampled.json", labels=LABELS) if "sampled" in ARCH_SETS else [],
         ground_truth="results/ground_truth.json",
         bpe_search=BPE_SEARCH_OUTPUTS,
+        table=TABLE_INPUT,
         code=code("stages/report.py", "nasflow/analysis/report.py", "nasflow/analysis/frontier.py",
                   "nasflow/estimators/registry.py", "nasflow/estimators/builtin.py") + PLUGIN_CODE + STAGE_CODE,
     output:

@@ -48,6 +48,7 @@ rule search:
     input:
         search_inputs,
         setting="results/search_setting/{estimator}.json",
+        table=TABLE_INPUT,
         code=code("stages/search.py", "stages/estimation.py", "nasflow/search/*.py", "nasflow/estimators/*.py")
         + PLUGIN_CODE + TRAIN_CODE,
     output:
@@ -68,6 +69,7 @@ rule search:
 
 rule bench_search:
     input:
+        table=TABLE_INPUT,
         code=code("stages/bench_search.py", "nasflow/search/*.py", "nasflow/estimators/table.py") + STAGE_CODE,
     output:
         csv="results/bench_search.csv",

@@ -51,9 +51,23 @@ def ground_truth_params(_):
 GT_SHARDS = SHARDS if config["ground_truth"]["source"] == "retrain" else 1
 
 
+rule build_table:
+    input:
+        code=code("stages/build_table.py", "nasflow/bench_build.py") + STAGE_CODE,
+    output:
+        directory("results/table"),
+    params:
+        build_from=config["ground_truth"].get("build_from"),
+    log:
+        "results/logs/build_table.log",
+    shell:
+        "NASFLOW_LOG={log} python -m stages.build_table --params {PARAMS} --out {output}"
+
+
 rule ground_truth:
     input:
         archs="results/archs.jsonl",
+        table=TABLE_INPUT,
         code=code("stages/ground_truth.py", "nasflow/bench.py") + TRAIN_CODE,
     output:
         "results/ground_truth/shard-{i}-of-{n}.json",
