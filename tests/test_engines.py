@@ -33,7 +33,7 @@ TINY = {
                      "cells_per_stage": 1, "image_size": 8, "cutout": 0, "precision": 32, "eval_split": "valid"},
     },
     "proxy": {"settings": ["bpe1", "bpe2"]},
-    "ground_truth": {"source": "retrain", "setting": "full"},
+    "ground_truth": {"source": "retrain", "setting": "full", "build_from": None},
     "supernet": {"setting": "supernet", "labels": ["random", "true"], "arch_sets": ["sampled", "all"],
                  "bn_batches": 1, "max_eval": 64, "grad_reset": "zeros"},
     "evolution": {"indicators": ["angle", "supernet_acc"], "population": 4, "topk": 2, "mutations": 2,
@@ -229,12 +229,12 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     assert yaml.safe_load((study / "params.yaml").read_text())["settings"]["bpe_search"] == best["full"]
     git_init(study, engine_env)
     adopt = run([sys.executable, "workflow/dvc_adopt.py"], study, engine_env)
-    assert "left for dvc repro (1): bench_search\n" in adopt.stdout
+    assert "left for dvc repro (2): bench_search, build_table\n" in adopt.stdout
     dvc_status = lambda: json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], study, engine_env).stdout)
-    assert set(dvc_status()) == {"bench_search"}
+    assert set(dvc_status()) == {"bench_search", "build_table"}
     before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()}
     repro = run([sys.executable, "-m", "dvc", "repro"], study, engine_env)
-    assert ran(repro.stdout) == {"bench_search"}
+    assert ran(repro.stdout) == {"bench_search", "build_table"}
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
     assert json.loads((results / "bench_search.json").read_text())["skipped"].startswith("skipped: no NAS-Bench-201")
     assert dvc_status() == {}
@@ -267,7 +267,7 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
         *setting_stages, "bpe_search_base", "sample_archs", "proxy_train@bpe1", "proxy_train@bpe2", "ground_truth",
         "supernet_train@random", "score_archs@random-sampled", "score_archs@random-all", "evolution_search@random-angle",
         "search@rs-proxy_bpe1", "search@rs-angle_random", "differentiable_search@gdas",
-        "bench_search", "bpe_search", "found_ground_truth", "zero_cost@sampled", "correlate", "report"}
+        "bench_search", "build_table", "bpe_search", "found_ground_truth", "zero_cost@sampled", "correlate", "report"}
     assert len(read_csv(study / "results" / "estimates.csv")) == 4
     assert len(read_csv(study / "results" / "bpe_search" / "settings.csv")) == 4  # DVC: every round in one stage
     assert "bpe_search" in load_workbook(study / "results" / "report.xlsx").sheetnames
@@ -329,3 +329,42 @@ def test_darts_space_study_through_snakemake(tmp_path, engine_env):
     plots = {p.name for p in (study / "results" / "plots").glob("*.png")}
     assert {"alphas_gdas.png", "angle_vs_ground_truth.png"} <= plots
     assert {"rlnas", "searches"} <= set(load_workbook(study / "results" / "report.xlsx").sheetnames)
+
+
+@pytest.mark.slow
+def test_study_from_an_official_release(tmp_path, engine_env):
+    """ground_truth.build_from: both engines convert a release (NATS-Bench's archive format, written here with the
+    sampled cells) once in the build_table stage, then read the ground truth and the tabular estimators from it."""
+    from nasflow.spaces import nb201
+    from tests import release_fixtures as rf
+
+    params = yaml.safe_load(yaml.safe_dump(TINY))
+    archs = nb201.sample(params["sample"]["n_archs"], seed=params["seed"])
+    cells = rf.write_nats(tmp_path / "NATS-tss-v1_0-3ffb9-simple", [nb201.enumerate_all().index(a) for a in archs])
+    params.update(proxy={"settings": ["bpe1"]}, supernet={**params["supernet"], "labels": ["random"], "arch_sets": ["sampled"]},
+                  evolution={**params["evolution"], "indicators": []},
+                  search={**params["search"], "strategies": [], "estimators": []},
+                  differentiable={**params["differentiable"], "methods": []},
+                  ground_truth={"source": "table", "setting": "full", "build_from": str(tmp_path / "NATS-tss-v1_0-3ffb9-simple"),
+                                "column": "cifar10_test_acc_200ep"},
+                  estimators={"extra": ["table_acc_200ep_e10", "table_sotl_12ep_e12"]})
+    expect = {}
+    for i, c in cells.items():
+        runs = [c["200"]["all_results"][("cifar10", s)] for s in (777, 888, 999)]
+        expect[nb201.enumerate_all()[i]] = sum(t["eval_acc1es"]["ori-test@199"] for t in runs) / 3
+    for engine in ("snakemake", "dvc"):
+        study = make_study(tmp_path / engine, params)
+        if engine == "snakemake":
+            run([sys.executable, "-m", "snakemake", "--cores", "2"], study, engine_env)
+        else:
+            git_init(study, engine_env)
+            # the stages that read the table (this study has no searches, so no found archs to look up)
+            did = ran(run([sys.executable, "-m", "dvc", "repro", "correlate", "bench_search"], study, engine_env).stdout)
+            assert {"build_table", "ground_truth", "correlate", "bench_search"} <= did
+        results = study / "results"
+        manifest = json.loads((results / "table" / "manifest.json").read_text())
+        assert manifest["built"] and manifest["cells"] == len(archs) and manifest["kind"] == "nats"
+        est = read_csv(results / "estimates.csv")
+        assert {r["arch"]: float(r["ground_truth"]) for r in est} == pytest.approx(expect)
+        assert all(float(r["table_acc_200ep_e10"]) > 0 for r in est)
+        assert "benchmark mode searches them all" in json.loads((results / "bench_search.json").read_text())["skipped"]
