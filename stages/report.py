@@ -15,7 +15,7 @@ from pathlib import Path
 from nasflow.analysis import frontier, report
 from nasflow.errors import CheckpointError
 from stages.common import (atomic_path, load_params, main_guard, parser, provenance, proxy_setting, read_results,
-                           supernet_estimators, write_json)
+                           supernet_estimators, table_path, write_json)
 
 
 def _read_csv(path, columns=(), nonempty=False) -> list[dict]:
@@ -146,6 +146,11 @@ def main():
               for m in params["differentiable"]["methods"]}
     diverged = _diverged(params, args.proxy_dir, args.scores_dir, args.ground_truth)
     about = provenance(params, inputs=[args.estimates, args.correlation, args.found])
+    table = table_path(params)
+    if table:  # what the table estimators' costs (the frontier's cost axis for them) come from
+        from nasflow.estimators.table import cost_source_of
+
+        about["table_costs"] = cost_source_of(table)
     num_classes = _num_classes(params["data"])
     warnings = report.find_warnings(correlation=correlation, estimates=estimates, differentiable=alphas,
                                     num_classes=num_classes)
