@@ -1,5 +1,6 @@
 """Stage `bench_search` (benchmark mode): NAS-Bench-201's table baselines (REA, RS, REINFORCE, BOHB), each run
-for many seeds on the NB201 table under a simulated 12,000 s budget, reported beside the NB201 paper's rows.
+for many seeds on the NB201 table under a 12,000 s budget of simulated training time (the release's recorded
+times with a table built by `nasflow table build`, else the FLOPs cost model), reported beside the NB201 paper's rows.
 
 Writes one CSV row per (scenario, strategy, seed) to --out, the summary (mean±std per scenario and strategy,
 the published rows, provenance) to --summary (default: <out>.json) and the markdown tables to --report
@@ -7,7 +8,7 @@ the published rows, provenance) to --summary (default: <out>.json) and the markd
 there is one; the options below override them, so the stage also runs before that section exists:
 
     python -m stages.bench_search --params params.yaml --out results/bench_search.csv \\
-        --table ../shared/data/nb201-accuracies.csv [--seeds 500] [--strategies rea,rs,reinforce,bohb]
+        --table data/nb201.parquet [--seeds 500] [--strategies rea,rs,reinforce,bohb]
 """
 import csv
 import time

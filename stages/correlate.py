@@ -8,9 +8,10 @@ stages computed, so nothing trains here. Then the `estimators.ensembles` (rank a
 the sum of theirs).
 
 A supernet estimator's cost per arch is its scoring time plus the supernet's training time shared out over
-the sampled archs. When the ground truth is a table, a row `<name>_all_archs` gives the supernet angle's or a
-zero-cost proxy's correlation over every NB201 cell it scored, and `<name>_extra` a zero-cost proxy's over the
-`zero_cost.extra_archs` more cells.
+the sampled archs. When the ground truth is a table, a row `<name>_all_archs` gives the supernet angle's, a
+zero-cost proxy's or a tabular estimator's (`table_acc_<s>ep_e<k>`, …, in `estimators.extra`) correlation over
+every NB201 cell it scored (every cell of the table for the tabular ones), and `<name>_extra` a zero-cost proxy's
+over the `zero_cost.extra_archs` more cells.
 
 A diverged training (a result with `status: diverged`, NaN accuracy) is never a score: its estimates.csv cell
 is empty, the `<estimator>_status` / `ground_truth_status` columns (after the seconds columns) say `ok` or
@@ -33,9 +34,10 @@ def _number(v) -> float:
     return math.nan if v is None else float(v)
 
 
-def _over_other_archs(params, args, opts) -> list[dict]:
+def _over_other_archs(params, args, opts, ctx) -> list[dict]:
     """Correlation rows over arch sets beyond the sampled ones, against the ground-truth table."""
     from nasflow.bench import load_table
+    from nasflow.estimators import registry
 
     gt = params["ground_truth"]
     if gt["source"] != "table":
@@ -59,6 +61,13 @@ def _over_other_archs(params, args, opts) -> list[dict]:
             doc = read_results(f"{args.zero_cost_dir}/{arch_set}.json", keys=("arch",))
             for proxy in zc["proxies"]:
                 row(f"{proxy}{suffix}", doc, proxy)
+    # the tabular estimators cost nothing to run: over every cell of the ground-truth table too
+    tabular = [n for n in params["estimators"]["extra"] if n != "table" and registry.get(n).family == "table"]
+    everything = list(table)
+    for name in tabular:
+        found = registry.get(name)(everything, ctx)
+        rows.append(correlation_row(f"{name}_all_archs", [e.score for e in found], [table[a] for a in everything],
+                                    [e.seconds for e in found], **opts))
     return rows
 
 
@@ -109,7 +118,7 @@ def main():
 
     opts = dict(n_boot=params["report"]["bootstrap"], seed=params["seed"])
     rows = [correlation_row(n, scores[n], gt, seconds[n], **opts) for n in scores]
-    rows += _over_other_archs(params, args, opts)
+    rows += _over_other_archs(params, args, opts, ctx)
     with atomic_path(args.correlation) as tmp:
         pd.DataFrame(rows, columns=CORRELATION_COLUMNS).to_csv(tmp, index=False, na_rep="nan")  # as before: "nan"
 

@@ -367,4 +367,6 @@ def test_study_from_an_official_release(tmp_path, engine_env):
         est = read_csv(results / "estimates.csv")
         assert {r["arch"]: float(r["ground_truth"]) for r in est} == pytest.approx(expect)
         assert all(float(r["table_acc_200ep_e10"]) > 0 for r in est)
+        corr = {r["estimator"]: r for r in read_csv(results / "correlation.csv")}
+        assert corr["table_acc_200ep_e10_all_archs"]["n"] == str(len(archs))  # every cell of the table
         assert "benchmark mode searches them all" in json.loads((results / "bench_search.json").read_text())["skipped"]

@@ -93,7 +93,8 @@ for _ind in ("angle", "supernet_acc"):
 @register("table", family="table", needs=["table"])
 def table(archs, ctx):
     """`search.table_column` of the NAS-Bench-201 table (default: the 12-epoch, one-seed CIFAR-10 accuracy, the
-    benchmark's cheap search signal); cost: the simulated training time (nasflow.estimators.table)."""
+    benchmark's cheap search signal); cost: the cell's recorded 12-epoch training time when the table was built
+    from the release, else the cost model's simulated one (nasflow.estimators.table)."""
     return ctx.table(ctx.params["search"]["table_column"], archs)
 
 
