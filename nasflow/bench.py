@@ -87,7 +87,7 @@ def _check_column(path: str, column: str) -> None:
     have = columns(path)
     if column not in have:
         shown = [c for c in have if "_curve_" not in c and "_s" not in c.rsplit("ep", 1)[-1]]
-        raise ParamsError(f"ground_truth.column: {column!r} is not a column of {path} (have: "
+        raise ParamsError(f"column {column!r} is not a column of {path} (have: "
                           f"{', '.join(shown[:12])}{', …' if len(shown) > 12 else ''})")
 
 

@@ -3,6 +3,8 @@
     nasflow info --space nb201 --arch A|INDEX [--arch B ...] [--dataset D] [--channels C] [--cells N] [--json]
     nasflow info --space darts --arch GENOTYPE [...] [--dataset D] [--channels C] [--layers L] [--json]
     nasflow info --space mobilenet --arch A [...] [--input-size 224] [--classes 1000] [--width 1.0] [--json]
+    nasflow predictors --space nb201 --table FILE --column COL [--predictors lgb,rf,...] [--train-sizes 20,100,400]
+                       [--test-size 200] [--trials 20] [--seed 0] [--features onehot|path|none|FILE.csv,...] [--json]
     nasflow table build --from RELEASE --out FILE.parquet [--workers N] [--quiet]
     nasflow proxies --space S (--arch A [--arch B ...] | --arch-file F) --data digits|npz [--path P]
                     [--batch-size 64] [--seed 0] [--proxies synflow,snip,...] [--channels 16] [--depth 5] [--json]
@@ -325,6 +327,121 @@ def _run_proxies(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------- predictors
+
+
+def _add_predictors(subparsers) -> None:
+    from nasflow.estimators.predictors import DEFAULT_SIZES, PREDICTORS
+
+    p = subparsers.add_parser(
+        "predictors", help="model-based predictors trained on evaluated cells of a table",
+        description="Train each predictor on n cells of a ground-truth table and rank held-out cells: Kendall "
+        "tau, Spearman rho, precision@10%%, top-1 regret and MAE per predictor and training-set size, over "
+        "seeded trials (nasflow.estimators.predictors). Predictors: " + ", ".join(PREDICTORS) + ".")
+    p.add_argument("--space", choices=available_spaces(), default="nb201", help="search space (tables: nb201)")
+    p.add_argument("--table", required=True, metavar="FILE", help="a table built by `nasflow table build`, or a CSV")
+    p.add_argument("--column", required=True, metavar="COL", help="the column to predict, e.g. cifar10_valid_acc_200ep")
+    p.add_argument("--predictors", default=",".join(PREDICTORS), metavar="NAMES", help="comma-separated (default: all)")
+    p.add_argument("--train-sizes", default=",".join(map(str, DEFAULT_SIZES)), metavar="N,N,...",
+                   help="training-set sizes (default: the literature's ladder 5 ... 1000)")
+    p.add_argument("--test-size", type=_positive_int, default=200, metavar="N", help="held-out cells (default 200)")
+    p.add_argument("--trials", type=_positive_int, default=20, metavar="T", help="seeded trials (default 20)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--features", default=None, metavar="SPEC",
+                   help="comma-separated: an encoding (onehot, path or none; default: each predictor's own) and/or "
+                        "CSV files keyed by `arch` whose numeric columns join the encoding (e.g. zero-cost scores; "
+                        "their `<col>_seconds` count in the query cost); the cells are then those of the CSV")
+    p.add_argument("--json", action="store_true", help="one JSON object per predictor x size x trial")
+    p.set_defaults(func=_run_predictors)
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{what}: expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise UsageError(f"{what}: expected positive integers, got {text!r}")
+    return values
+
+
+def _feature_file(path: str, table: dict) -> tuple[list[str], list[str], "object", float]:
+    """(archs, feature names, values (n, f), feature seconds per cell) of a CSV keyed by `arch`."""
+    import math
+
+    import pandas as pd
+
+    from nasflow.errors import DataError
+
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise DataError(f"features file not found: {path}") from None
+    except Exception as e:
+        raise DataError(f"features file {path}: not a readable CSV ({type(e).__name__})") from None
+    if "arch" not in frame.columns:
+        raise DataError(f"features file {path}: no `arch` column")
+    skip = {"arch", "id", "index", "ground_truth"}
+    names = [c for c in frame.columns if c not in skip and not c.endswith(("_seconds", "_status"))
+             and pd.api.types.is_numeric_dtype(frame[c])]
+    if not names:
+        raise DataError(f"features file {path}: no numeric feature columns besides arch")
+    missing = [a for a in frame["arch"] if a not in table]
+    if missing:
+        raise DataError(f"features file {path}: {len(missing)} cells are not in the table (first: {missing[0]})")
+    empty = {c: int(frame[c].isna().sum()) for c in names if frame[c].isna().any()}
+    if empty:
+        c, n = next(iter(empty.items()))
+        raise DataError(f"features file {path}: column {c!r} has no value for {n} cells")
+    seconds = sum(float(frame[f"{c}_seconds"].mean()) for c in names if f"{c}_seconds" in frame.columns)
+    return list(frame["arch"]), names, frame[names].to_numpy(dtype=float), (0.0 if math.isnan(seconds) else seconds)
+
+
+def _run_predictors(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from nasflow import bench
+    from nasflow.estimators import predictors as pred
+
+    space = get_space(args.space)
+    if space.NAME != "nb201":
+        raise UsageError(f"--space {args.space}: ground-truth tables exist for nb201 cells only")
+    names = [n.strip() for n in args.predictors.split(",") if n.strip()]
+    sizes = _int_list(args.train_sizes, "--train-sizes")
+    encoding, files = None, []
+    for token in (args.features or "").split(","):
+        token = token.strip()
+        if token in ("onehot", "path", "none"):
+            encoding = token
+        elif token:
+            files.append(token)
+    table = bench.load_table(args.table, args.column)
+    archs, blocks, feature_seconds = list(table), [], 0.0
+    for path in files:  # the cells are those every features file has
+        cells, _, values, seconds = _feature_file(path, table)
+        by_arch = dict(zip(cells, values))
+        archs = [a for a in archs if a in by_arch]
+        blocks.append(by_arch)
+        feature_seconds += seconds
+    extra = np.stack([np.concatenate([b[a] for b in blocks]) for a in archs]) if blocks else None
+    archs = [space.canonical(a) for a in archs]
+    y = [table[a] for a in archs]
+    rows = pred.run_protocol(space, archs, y, predictors=names, sizes=sizes, test_size=args.test_size,
+                             trials=args.trials, seed=args.seed, extra=extra, encoding=encoding)
+    for r in rows:
+        r["query_seconds"] += feature_seconds
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'predictor':<10} {'n':>5} {'trials':>6} {'kendall_tau':>13} {'spearman':>8} {'p@10%':>6} {'regret':>7} "
+          f"{'MAE':>6} {'fit s':>7} {'query s':>9}")
+    for s in pred.summarize(rows):
+        print(f"{s['predictor']:<10} {s['train_size']:>5} {s['trials']:>6} {s['kendall_tau']:>7.3f}±{s['kendall_tau_std']:.3f} "
+              f"{s['spearman_rho']:>8.3f} {s['precision_at_10']:>6.2f} {s['regret']:>7.2f} {s['mae']:>6.2f} "
+              f"{s['fit_seconds']:>7.2f} {s['query_seconds']:>9.2e}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ table
 
 
@@ -375,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_info(subparsers)
     _add_proxies(subparsers)
+    _add_predictors(subparsers)
     _add_table(subparsers)
     return parser
 

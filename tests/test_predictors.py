@@ -1,0 +1,149 @@
+"""Model-based predictors: encodings, regressors, the protocol's splits and metrics, and `nasflow predictors`."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from nasflow.cli import main
+from nasflow.estimators import predictors as pred
+from nasflow.spaces import darts, encodings, mobilenet, nb201
+
+
+def cell(*ops):
+    return nb201.format(ops)
+
+
+def test_encodings_on_hand_made_cells():
+    a = cell("nor_conv_3x3", "none", "skip_connect", "avg_pool_3x3", "none", "nor_conv_1x1")
+    v = encodings.onehot(nb201, a)
+    assert v.shape == (30,) and v.sum() == 6
+    assert [int(np.argmax(v[5 * e:5 * e + 5])) for e in range(6)] == [nb201.OPS.index(o) for o in nb201.parse(a)]
+    assert encodings.nb201_paths(cell(*["none"] * 6)).sum() == 0
+    # only the input -> output edge (3 <- 0) is live: one bit, the one-op sequence (nor_conv_3x3,)
+    only = encodings.nb201_paths(cell("none", "none", "none", "nor_conv_3x3", "none", "none"))
+    assert only.sum() == 1 and encodings._SEQUENCES[("nor_conv_3x3",)] == int(np.argmax(only))
+    # a: paths 0->3 (avg_pool), 0->1->2->3 (conv3x3, skip, conv1x1); 0->1->3 and 0->2->3 pass through none
+    bits = encodings.nb201_paths(a)
+    assert bits.sum() == 2 and bits[encodings._SEQUENCES[("avg_pool_3x3",)]] == 1
+    assert bits[encodings._SEQUENCES[("nor_conv_3x3", "skip_connect", "nor_conv_1x1")]] == 1
+    # isomorphic cells (a dead edge differs) share the path encoding, not the one-hot
+    b1 = cell("none", "none", "none", "skip_connect", "nor_conv_3x3", "none")
+    b2 = cell("none", "none", "none", "skip_connect", "avg_pool_3x3", "none")
+    assert nb201.unique_key(b1) == nb201.unique_key(b2)
+    assert (encodings.nb201_paths(b1) == encodings.nb201_paths(b2)).all()
+    assert (encodings.onehot(nb201, b1) != encodings.onehot(nb201, b2)).any()
+    adj, types = encodings.nb201_graph(a)
+    assert adj.shape == (8, 8) and adj[0, 1] == 1 and adj[1, 3] == 1 and adj[6, 7] == 1 and adj[2, 7] == 0
+    assert types.sum() == 8
+
+
+@pytest.mark.parametrize("space,width", [(nb201, 30), (darts, 152), (mobilenet, 141)])
+def test_onehot_round_trip(space, width):
+    for arch in space.sample(30, seed=3):
+        v = encodings.onehot(space, arch)
+        assert v.shape == (width,) and v.sum() == len(space.choices())
+        assert encodings.from_onehot(space, v) == space.canonical(arch)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    archs = nb201.sample(400, seed=7)
+    x = encodings.encode_many(nb201, archs)
+    w = np.random.default_rng(0).normal(size=x.shape[1])
+    return archs, x @ w  # a known (linear) function of the encoding
+
+
+@pytest.mark.parametrize("name", pred.PREDICTORS)
+def test_each_predictor_learns_a_function_of_the_encoding_and_not_noise(name, pool):
+    archs, y = pool
+    kw = dict(predictors=[name], sizes=[100], test_size=80, trials=1, seed=1, encoding="onehot")  # gcn: its graph
+    good = pred.run_protocol(nb201, archs, y, **kw)
+    noise = np.random.default_rng(5).normal(size=len(y))
+    bad = pred.run_protocol(nb201, archs, noise, **kw)
+    floor = 0.55 if name == "gcn" else 0.7  # the gcn reads the graph, which forgets nothing but learns slower
+    assert good[0]["kendall_tau"] > floor, good
+    assert abs(bad[0]["kendall_tau"]) < 0.2, bad
+
+
+def test_splits_are_disjoint_nested_and_seeded():
+    tr5, te = pred.splits(100, 5, 20, trial=3, seed=0)
+    tr8, te8 = pred.splits(100, 8, 20, trial=3, seed=0)
+    assert not set(tr8) & set(te) and (te == te8).all() and set(tr5) <= set(tr8)
+    assert (pred.splits(100, 8, 20, trial=4, seed=0)[1] != te).any()
+    with pytest.raises(Exception, match="exceeds"):
+        pred.splits(100, 90, 20, trial=0, seed=0)
+
+
+def test_sharding_and_reruns_change_nothing(pool):
+    archs, y = pool
+    kw = dict(predictors=["rf", "lgb"], sizes=[20, 40], test_size=50, trials=2, seed=3)
+    whole = pred.run_protocol(nb201, archs, y, **kw)
+    shard = pred.run_protocol(nb201, archs, y, **kw, jobs=[("lgb", 40, 1), ("rf", 20, 0)])
+    strip = lambda r: {k: v for k, v in r.items() if not k.endswith("_seconds")}
+    by = {(r["predictor"], r["train_size"], r["trial"]): strip(r) for r in whole}
+    assert [strip(r) for r in shard] == [by[("lgb", 40, 1)], by[("rf", 20, 0)]]
+    assert [strip(r) for r in pred.run_protocol(nb201, archs, y, **kw)] == [strip(r) for r in whole]
+
+
+def test_metrics_against_scipy_and_by_hand():
+    rng = np.random.default_rng(2)
+    t, p = rng.normal(size=50), rng.normal(size=50)
+    m = pred.metrics(t, p)
+    assert m["kendall_tau"] == pytest.approx(stats.kendalltau(t, p).statistic)
+    assert m["spearman_rho"] == pytest.approx(stats.spearmanr(t, p).statistic)
+    assert m["regret"] == pytest.approx(t.max() - t[np.argmax(p)])
+    assert m["mae"] == pytest.approx(np.abs(t - p).mean())
+    truth = np.arange(20.0)  # top 10% = cells 19, 18; predicted top 2 = 19 and 0
+    guess = truth.copy()
+    guess[0] = 100
+    assert pred.metrics(truth, guess)["precision_at_10"] == 0.5 and pred.metrics(truth, guess)["regret"] == 19.0
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    path = tmp_path_factory.mktemp("t") / "t.csv"
+    archs = nb201.enumerate_all()
+    x = encodings.encode_many(nb201, archs)
+    y = x @ np.random.default_rng(1).normal(size=30)
+    path.write_text("index,arch,acc\n" + "".join(f"{i},{a},{v}\n" for i, (a, v) in enumerate(zip(archs, y))))
+    return path
+
+
+def test_command_line_contract(table, tmp_path, capsys):
+    assert main(["predictors", "--table", str(table), "--column", "acc", "--predictors", "rf,lgb", "--train-sizes",
+                 "10,30", "--test-size", "40", "--trials", "2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2 * 2 * 2
+    assert set(rows[0]) == {"predictor", "train_size", "trial", "kendall_tau", "spearman_rho", "precision_at_10",
+                            "regret", "mae", "fit_seconds", "query_seconds"}
+    # a features file: its cells are the pool, its numeric columns join the encoding, its seconds the query cost
+    archs = nb201.sample(120, seed=2)
+    feats = tmp_path / "zc.csv"
+    feats.write_text("arch,synflow,synflow_seconds\n" + "".join(f"{a},{i % 7},0.5\n" for i, a in enumerate(archs)))
+    assert main(["predictors", "--table", str(table), "--column", "acc", "--predictors", "rf", "--train-sizes", "20",
+                 "--test-size", "50", "--trials", "1", "--features", f"path,{feats}", "--json"]) == 0
+    row, = json.loads(capsys.readouterr().out)
+    assert row["query_seconds"] >= 0.5
+    assert main(["predictors", "--table", str(table), "--column", "acc", "--predictors", "rf", "--train-sizes", "20",
+                 "--test-size", "50", "--trials", "1"]) == 0
+    assert "kendall_tau" in capsys.readouterr().out
+
+    def fails(*args, needle):
+        assert main(["predictors", "--table", str(table), "--column", "acc", *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and needle in err, err
+
+    fails("--predictors", "xgb", needle="unknown predictor 'xgb'")
+    fails("--train-sizes", "20000", needle="exceeds")
+    fails("--features", f"{feats}", "--train-sizes", "100", "--test-size", "50", needle="exceeds the 120 cells")
+    assert main(["predictors", "--table", str(table), "--column", "nope"]) == 2
+    assert "'nope' is not a column" in capsys.readouterr().err
+    holes = tmp_path / "holes.csv"
+    holes.write_text("arch,synflow\n" + f"{archs[0]},1\n{archs[1]},\n")
+    fails("--features", str(holes), needle="no value for 1 cells")
+    alien = tmp_path / "alien.csv"
+    alien.write_text("arch,synflow\n|x~0|,1\n")
+    fails("--features", str(alien), needle="not in the table")
