@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+
 from nasflow.errors import CheckpointError, DivergedError, ParamsError
 from nasflow.estimators.registry import Estimate
 from stages.common import proxy_setting, read_results, table_path
@@ -65,6 +67,30 @@ class _Common:
         if not path:
             raise ParamsError("the tabular estimators need bench_search.table or a ground-truth table")
         return release_histories(path, list(archs), schedule)
+
+    def predicted(self, predictor: str, k: int, archs):
+        """Predictions of `archs` by `predictor` trained on k other cells of the ground-truth table (seeded)."""
+        import time
+
+        from nasflow.bench import load_table
+        from nasflow.estimators.predictors import Predictor
+        from nasflow.spaces import nb201
+
+        gt = self.params["ground_truth"]
+        if gt["source"] != "table":
+            raise ParamsError(f"pred_{predictor}_n{k}: trains on a ground-truth table (ground_truth.source: table)")
+        table = load_table(gt["path"], gt["column"])
+        asked = set(archs)
+        others = sorted(a for a in table if a not in asked)
+        if k > len(others):
+            raise ParamsError(f"pred_{predictor}_n{k}: the table has only {len(others)} other cells to train on")
+        rng = np.random.default_rng([self.params["seed"], k])
+        train = [others[i] for i in rng.choice(len(others), size=k, replace=False)]
+        model = Predictor(predictor, nb201, seed=self.params["seed"]).fit(train, [table[a] for a in train])
+        start = time.perf_counter()
+        scores = model.predict(list(archs))
+        per_arch = (time.perf_counter() - start) / max(len(archs), 1)
+        return [Estimate(float(s), per_arch) for s in scores]
 
     def differentiable(self, method: str) -> dict:
         path = Path("results/search") / f"{method}.json"

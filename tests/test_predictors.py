@@ -147,3 +147,21 @@ def test_command_line_contract(table, tmp_path, capsys):
     alien = tmp_path / "alien.csv"
     alien.write_text("arch,synflow\n|x~0|,1\n")
     fails("--features", str(alien), needle="not in the table")
+
+
+def test_a_predictor_is_an_estimator_by_name(table):
+    """pred_<predictor>_n<k> in the registry: trained on k table cells that are not the ones it scores."""
+    from nasflow.estimators import registry
+    from stages.estimation import _Common
+
+    ctx = _Common({"seed": 0, "ground_truth": {"source": "table", "path": str(table), "column": "acc"},
+                   "bench_search": {}})
+    archs = nb201.sample(60, seed=9)
+    entry = registry.get("pred_rf_n200")
+    assert entry.family == "model-based"
+    first = entry(archs, ctx)
+    truth = [float(v) for v in np.loadtxt(table, delimiter=",", skiprows=1, usecols=2)[[nb201.index_of(a) for a in archs]]]
+    assert stats.kendalltau([e.score for e in first], truth).statistic > 0.5
+    assert [e.score for e in entry(archs, ctx)] == [e.score for e in first]  # seeded
+    with pytest.raises(Exception, match="other cells"):
+        registry.get("pred_rf_n20000")(archs, ctx)

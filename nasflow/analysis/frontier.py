@@ -21,7 +21,8 @@ from nasflow.analysis.report import (CORR, _cell, _decade_limits, _figure, _fini
 from nasflow.bpe_search import pareto_front
 from nasflow.errors import CheckpointError, ParamsError
 
-FAMILIES = ("budgeted training", "learning curve", "zero-cost", "supernet", "differentiable", "table", "ensemble")
+FAMILIES = ("budgeted training", "learning curve", "zero-cost", "supernet", "differentiable", "table", "model-based",
+            "ensemble")
 # family -> (colour, marker): fixed, so a family looks the same in every plot of the study
 FAMILY_STYLE = {
     "budgeted training": ("tab:blue", "o"),
@@ -30,6 +31,7 @@ FAMILY_STYLE = {
     "supernet": ("tab:red", "D"),
     "differentiable": ("tab:purple", "v"),
     "table": ("tab:gray", "*"),
+    "model-based": ("tab:olive", "X"),
     "ensemble": ("tab:brown", "P"),
 }
 SUFFIXES = ("_all_archs", "_extra")  # the same estimator over every NB201 cell / over the extra cells

@@ -141,6 +141,14 @@ def table_lce(archs, ctx, *, schedule, k):
     return _tabular("lce", archs, ctx, schedule, k)
 
 
+@register("pred_<predictor>_n<k>", family="model-based", needs=["table"])
+def model_based(archs, ctx, *, predictor, k):
+    """A model-based predictor (nasflow.estimators.predictors: lgb, rf, gp, ngb, mlp, gcn) on its own encoding,
+    trained on k other cells of the table's ground-truth column (seeded, none of `archs`); cost: predicting one
+    arch (the initialisation cost, k cells' training time + the fit, is in nasflow.estimators.predictors)."""
+    return ctx.predicted(predictor, int(k), archs)
+
+
 @register("alpha_<method>", family="differentiable", needs=["differentiable:{method}"])
 def alpha(archs, ctx, *, method):
     """log P(arch) under a differentiable search's final softmax(α): the sum over edges of log p(op) (NB201);

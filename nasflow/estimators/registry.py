@@ -36,7 +36,8 @@ from typing import NamedTuple, Protocol
 
 from nasflow.errors import ParamsError
 
-FAMILIES = ("budgeted training", "learning curve", "zero-cost", "supernet", "differentiable", "table", "ensemble")
+FAMILIES = ("budgeted training", "learning curve", "zero-cost", "supernet", "differentiable", "table", "model-based",
+            "ensemble")
 STATUS_OK = "ok"
 
 
