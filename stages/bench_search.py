@@ -27,7 +27,7 @@ DEFAULTS = {
     "max_seeds": {"bohb": 100},
     "scenarios": [{"cost_model": s.cost_model, "budget_scale": s.budget_scale} for s in bench_mode.DEFAULT_SCENARIOS],
     "workers": 1,
-    "rea": {}, "reinforce": {}, "bohb": {}, "rs": {},
+    "rea": {}, "reinforce": {}, "bohb": {}, "rs": {}, "bananas": {},
 }
 CSV_COLUMNS = ["scenario", "cost_model", "budget_seconds", "strategy", "seed", "n_evals", "spent_seconds",
                "best_index", "best_arch", "search_score", *bench_mode.REPORT_COLUMNS]
@@ -105,7 +105,7 @@ def main():
         print(f"bench_search {note}")
         return
     scenarios = [bench_mode.scenario_from_dict(d) for d in cfg["scenarios"]]
-    hyper = {name: cfg[name] for name in ("rs", "rea", "reinforce", "bohb") if cfg[name]}
+    hyper = {name: cfg[name] for name in ("rs", "rea", "reinforce", "bohb", "bananas") if cfg[name]}
     start = time.perf_counter()
     rows = bench_mode.run_benchmark(cfg["table"], strategies=cfg["strategies"], seeds=cfg["seeds"],
                                     first_seed=cfg["first_seed"], max_seeds=cfg["max_seeds"], scenarios=scenarios,

@@ -219,10 +219,13 @@ def metrics(y_true, y_pred) -> dict:
 
     y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
     k = max(1, int(round(0.1 * len(y_true))))
+    if np.ptp(y_pred) == 0:  # a constant prediction ranks nothing: no correlation (scipy would say NaN)
+        tau = rho = 0.0
+    else:
+        tau, rho = stats.kendalltau(y_true, y_pred).statistic, stats.spearmanr(y_true, y_pred).statistic
     top_true = set(np.argsort(-y_true, kind="stable")[:k].tolist())
     top_pred = set(np.argsort(-y_pred, kind="stable")[:k].tolist())
-    return {"kendall_tau": float(stats.kendalltau(y_true, y_pred).statistic),
-            "spearman_rho": float(stats.spearmanr(y_true, y_pred).statistic),
+    return {"kendall_tau": float(tau), "spearman_rho": float(rho),
             "precision_at_10": len(top_true & top_pred) / k,
             "regret": float(y_true.max() - y_true[int(np.argmax(y_pred))]),
             "mae": float(np.mean(np.abs(y_true - y_pred)))}

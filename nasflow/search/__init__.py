@@ -5,6 +5,8 @@
     rea         regularized evolution: population 10, tournament sample 3, one-variable mutation, aging
     reinforce   REINFORCE with a factorised softmax policy (6 x 5 logits on NB201), Adam, EMA baseline 0.9
     bohb        BOHB through hpbandster (optional dependency: `pip install hpbandster`)
+    bananas     predictor-guided (BANANAS-style): a model-based predictor fitted on what was evaluated picks the
+                next of many mutated candidates (nasflow.search.predictor_guided)
 """
 from __future__ import annotations
 
@@ -21,11 +23,18 @@ def _bohb(*args, **kwargs):
     return bohb(*args, **kwargs)
 
 
+def _bananas(*args, **kwargs):
+    from nasflow.search.predictor_guided import predictor_guided
+
+    return predictor_guided(*args, **kwargs)
+
+
 STRATEGIES: dict[str, Callable[..., SearchResult]] = {
     "rs": random_search,
     "rea": regularized_evolution,
     "reinforce": reinforce,
     "bohb": _bohb,
+    "bananas": _bananas,
 }
 
 

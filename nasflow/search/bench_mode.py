@@ -37,7 +37,7 @@ from nasflow.spaces import nb201
 
 BUDGET_SECONDS = 12_000.0
 STRATEGIES = ("rea", "rs", "reinforce", "bohb")
-LABELS = {"rea": "REA", "rs": "RS", "reinforce": "REINFORCE", "bohb": "BOHB"}
+LABELS = {"rea": "REA", "rs": "RS", "reinforce": "REINFORCE", "bohb": "BOHB", "bananas": "BANANAS-style"}
 
 # name in reports -> column of the NB201 CSV
 REPORT_COLUMNS = {
@@ -75,6 +75,7 @@ DEFAULT_HYPER = {
     "reinforce": {"lr": 0.01, "ema_momentum": 0.9},
     "bohb": {"eta": 3, "min_budget": 12, "max_budget": 200, "num_samples": 4, "random_fraction": 0.0,
              "bandwidth_factor": 3, "min_bandwidth": 0.3, "max_iterations": 50},
+    "bananas": {"predictor": "mlp", "initial": 10, "candidates": 100, "parents": 10},  # nasflow.search.predictor_guided
 }
 
 
