@@ -70,7 +70,7 @@ def test_nb201_encoding_round_trips_every_cell():
 
 
 def test_registry():
-    assert available_strategies() == ["rs", "rea", "reinforce", "bohb"]
+    assert available_strategies() == ["rs", "rea", "reinforce", "bohb", "bananas"]
     with pytest.raises(ParamsError, match="unknown search strategy 'ga'"):
         get_strategy("ga")
 
