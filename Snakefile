@@ -36,6 +36,7 @@ include: "workflow/rules/rlnas.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/zero_cost.smk"
 include: "workflow/rules/bpe_search.smk"
+include: "workflow/rules/predictors.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -50,6 +51,7 @@ rule all:
         "results/found.json",
         ["results/bench_search.md"] if HAS_TABLE else [],
         BPE_SEARCH_OUTPUTS,
+        PREDICTOR_OUTPUTS,
 
 
 onsuccess:

@@ -115,8 +115,11 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
         if "default" in spec:
             params["supernet"].setdefault(key, spec["default"])
     params["search"].setdefault("table_column", "cifar10_test_acc_12ep_one_seed")
-    for section in ("estimators", "zero_cost"):
+    for section in ("estimators", "zero_cost", "predictors"):
         params[section] = _with_defaults(params.get(section) or {}, schema["properties"][section])
+    if params["predictors"]["names"] and gt["source"] != "table":
+        raise ParamsError(f"{source}: predictors.names: the predictors train on a ground-truth table "
+                          "(ground_truth.source: table)")
     _check_estimators(params, settings=[*settings, *chosen], source=source)
     if params["space"] != "nb201":  # the NB201 table and the enumeration of all cells exist for NB201 only
         if params["ground_truth"]["source"] == "table":

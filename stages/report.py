@@ -109,6 +109,13 @@ def _frontier(correlation_csv, ground_truth_column):
     return frontier.frontier_table(table, families, ground_truth_column)
 
 
+def _predictor_results(params: dict, path: str) -> list[dict]:
+    """The predictors stage's rows, when it ran (predictors.names)."""
+    if not params["predictors"]["names"] or not Path(path).is_file():
+        return []
+    return read_results(path, keys=("predictor", "train_size", "trial", "kendall_tau"), rows="results")["results"]
+
+
 @main_guard
 def main():
     p = parser(__doc__)
@@ -123,6 +130,7 @@ def main():
     p.add_argument("--scores-dir", default="results/scores", help="supernet scores (for the diverged sheet)")
     p.add_argument("--ground-truth", default="results/ground_truth.json")
     p.add_argument("--bpe-search-dir", default="results/bpe_search", help="the budget search's outputs (when on)")
+    p.add_argument("--predictors", default="results/predictors.json", help="the predictors stage's output (when on)")
     args = p.parse_args()
     params = load_params(args.params)
     # every input is read and checked before anything is written
@@ -163,12 +171,23 @@ def main():
                               estimates=estimates, correlation=correlation, ground_truth_label=gt_label, about=about,
                               found=found, diverged=diverged, warnings=warnings, bpe_search=bpe,
                               frontier=frontier_rows)
+        predicted = _predictor_results(params, args.predictors)
+        if predicted:
+            from nasflow.analysis import predictor_sheet
+
+            predictor_sheet.add_sheet(tmp, predicted, predicted[0]["init_cost_source"])
 
     # build the plot folder beside the target and swap it in whole
     plots = Path(args.plots)
     tmp_dir = plots.with_name(f".{plots.name}.tmp")
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True)
+    if predicted:
+        from nasflow.analysis import predictor_sheet
+
+        refs = {c["estimator"]: float(c["kendall_tau"]) for c in correlation
+                if c["estimator"] in estimates[0] and c["kendall_tau"] == c["kendall_tau"]}
+        predictor_sheet.plot_learning_curves(predicted, tmp_dir / "predictors_tau_vs_train_size.png", refs)
     truth = [r["ground_truth"] for r in estimates]
     for c in correlation:
         if c["estimator"] not in estimates[0]:  # e.g. angle over all archs: not a column of estimates.csv

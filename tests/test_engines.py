@@ -44,6 +44,7 @@ TINY = {
                        "batch_size": 64, "epochs": 1, "w_lr": 0.025, "w_wd": 5e-4, "a_lr": 3e-4, "a_wd": 1e-3,
                        "select_num": 4},
     "bench_search": {"table": None},
+    "predictors": {"names": []},
     "estimators": {},
     "zero_cost": {"proxies": [], "arch_sets": ["sampled"]},
     "parallel": {"shards": 2},
@@ -347,7 +348,8 @@ def test_study_from_an_official_release(tmp_path, engine_env):
                   differentiable={**params["differentiable"], "methods": []},
                   ground_truth={"source": "table", "setting": "full", "build_from": str(tmp_path / "NATS-tss-v1_0-3ffb9-simple"),
                                 "column": "cifar10_test_acc_200ep"},
-                  estimators={"extra": ["table_acc_200ep_e10", "table_sotl_12ep_e12"]})
+                  estimators={"extra": ["table_acc_200ep_e10", "table_sotl_12ep_e12"]},
+                  predictors={"names": ["rf"], "train_sizes": [2], "test_size": 2, "trials": 2, "shards": 2})
     expect = {}
     for i, c in cells.items():
         runs = [c["200"]["all_results"][("cifar10", s)] for s in (777, 888, 999)]
@@ -359,8 +361,9 @@ def test_study_from_an_official_release(tmp_path, engine_env):
         else:
             git_init(study, engine_env)
             # the stages that read the table (this study has no searches, so no found archs to look up)
-            did = ran(run([sys.executable, "-m", "dvc", "repro", "correlate", "bench_search"], study, engine_env).stdout)
-            assert {"build_table", "ground_truth", "correlate", "bench_search"} <= did
+            did = ran(run([sys.executable, "-m", "dvc", "repro", "correlate", "bench_search", "predictors"], study,
+                          engine_env).stdout)
+            assert {"build_table", "ground_truth", "correlate", "bench_search", "predictors"} <= did
         results = study / "results"
         manifest = json.loads((results / "table" / "manifest.json").read_text())
         assert manifest["built"] and manifest["cells"] == len(archs) and manifest["kind"] == "nats"
@@ -370,3 +373,9 @@ def test_study_from_an_official_release(tmp_path, engine_env):
         corr = {r["estimator"]: r for r in read_csv(results / "correlation.csv")}
         assert corr["table_acc_200ep_e10_all_archs"]["n"] == str(len(archs))  # every cell of the table
         assert "benchmark mode searches them all" in json.loads((results / "bench_search.json").read_text())["skipped"]
+        predicted = json.loads((results / "predictors.json").read_text())["results"]
+        assert [(r["predictor"], r["train_size"], r["trial"]) for r in predicted] == [("rf", 2, 0), ("rf", 2, 1)]
+        assert all(r["init_seconds"] > r["fit_seconds"] and "recorded" in r["init_cost_source"] for r in predicted)
+        if engine == "snakemake":  # the report: the predictors sheet and the τ-vs-training-size plot
+            assert "predictors" in load_workbook(results / "report.xlsx").sheetnames
+            assert (results / "plots" / "predictors_tau_vs_train_size.png").is_file()

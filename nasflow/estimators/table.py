@@ -219,6 +219,27 @@ class TableEstimator:
         return float(self._columns[column][self.index(arch)])
 
 
+def ground_truth_costs(path: str | Path, column: str, archs: list[str]) -> tuple[np.ndarray, str]:
+    """(seconds to evaluate each arch as the ground-truth `column` was, what they come from): the recorded
+    training time of the column's dataset and schedule (epochs x the epoch time + one evaluation pass) when the
+    table has it, else the cost model (NB201's 12-epoch query cost, scaled to the schedule's epochs)."""
+    import re
+
+    m = re.match(r"(cifar10_valid|cifar100|cifar10|imagenet16_120)_.*?_(12|200)ep", column)
+    dataset, epochs = (m.group(1), int(m.group(2))) if m else ("cifar10_valid", 200)
+    train, evals = f"{dataset}_train_seconds_per_epoch_{epochs}ep", None
+    for split in ("valid", "test", "valtest"):
+        if bench.has_column(path, f"{dataset}_{split}_eval_seconds_{epochs}ep"):
+            evals = f"{dataset}_{split}_eval_seconds_{epochs}ep"
+            break
+    if evals and bench.has_column(path, train):
+        t, e = bench.load_table(path, train), bench.load_table(path, evals)
+        return (np.array([epochs * t[a] + e[a] for a in archs]),
+                f"recorded: {dataset}, {epochs} epochs x the cell's epoch time + one evaluation")
+    model = CostModel().costs(np.array([nb201_flops(a) / 1e6 for a in archs])) * epochs / NB201_EPOCHS
+    return model, f"cost model: NB201's 12-epoch query cost (affine in FLOPs) x {epochs}/12 epochs"
+
+
 # --------------------------------------------------------------------------------------------------------
 # The release's per-epoch curves as training histories (the tabular learning-curve estimators)
 

@@ -72,6 +72,7 @@ rule report:
         ground_truth="results/ground_truth.json",
         bpe_search=BPE_SEARCH_OUTPUTS,
         table=TABLE_INPUT,
+        predictors=PREDICTOR_OUTPUTS,
         code=code("stages/report.py", "nasflow/analysis/report.py", "nasflow/analysis/frontier.py",
                   "nasflow/estimators/registry.py", "nasflow/estimators/builtin.py") + PLUGIN_CODE + STAGE_CODE,
     output:

@@ -1,0 +1,32 @@
+# Model-based predictors trained on cells of the ground-truth table, sharded over predictor x size x trial.
+PREDICTORS = config["predictors"]
+PREDICTOR_OUTPUTS = ["results/predictors.json"] if PREDICTORS["names"] else []
+
+
+rule predictors:
+    input:
+        table=TABLE_INPUT,
+        code=code("stages/predictors.py", "nasflow/estimators/predictors.py", "nasflow/estimators/table.py",
+                  "nasflow/spaces/encodings.py", "nasflow/bench.py") + STAGE_CODE,
+    output:
+        "results/predictors/shard-{i}-of-{n}.json",
+    params:
+        predictors=PREDICTORS,
+        ground_truth=config["ground_truth"],
+        seed=config["seed"],
+    threads: 1
+    log:
+        "results/logs/predictors/{i}-of-{n}.log",
+    shell:
+        "NASFLOW_LOG={log} python -m stages.predictors --params {PARAMS} --shard {wildcards.i}/{wildcards.n} --out {output}"
+
+
+rule gather_predictors:
+    input:
+        shards("results/predictors/shard-{i}-of-{n}.json", n=PREDICTORS["shards"]),
+    output:
+        "results/predictors.json",
+    log:
+        "results/logs/gather/predictors.log",
+    shell:
+        "NASFLOW_LOG={log} python -m stages.gather --out {output} {input}"
