@@ -45,7 +45,7 @@ DEFAULT_SIZES = (5, 8, 14, 24, 42, 71, 121, 205, 347, 589, 1000)
 MLP_MEMBERS = 5
 
 
-def _regressor(name: str, seed: int, n_features: int):
+def _regressor(name: str, seed: int, n_features: int, n_samples: int):
     if name == "lgb":
         from lightgbm import LGBMRegressor
 
@@ -70,7 +70,8 @@ def _regressor(name: str, seed: int, n_features: int):
     if name == "mlp":
         from sklearn.neural_network import MLPRegressor
 
-        return [MLPRegressor(hidden_layer_sizes=(20,) * 10, learning_rate_init=0.01, max_iter=200, batch_size=32,
+        return [MLPRegressor(hidden_layer_sizes=(20,) * 10, learning_rate_init=0.01, max_iter=200,
+                             batch_size=min(32, n_samples),
                              random_state=seed * MLP_MEMBERS + k) for k in range(MLP_MEMBERS)]
     raise ParamsError(f"unknown predictor {name!r} (known: {', '.join(PREDICTORS)})")
 
@@ -182,7 +183,7 @@ class Predictor:
             self.model = _GCN(self.seed).fit(archs, self._extra(extra, len(archs), True), t)
             return self
         x = self._features(archs, extra, True)
-        self.model = _regressor(self.name, self.seed, x.shape[1])
+        self.model = _regressor(self.name, self.seed, x.shape[1], x.shape[0])
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
