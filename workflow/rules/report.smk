@@ -1,3 +1,24 @@
+# `snakemake --report results/report.html`: one self-contained page of the study's results, by family
+REPORT_TABLES = "6. Tables and workbook"
+
+
+def report_category(wildcards):
+    """The HTML report's section for a file of results/plots, from its name."""
+    name = getattr(wildcards, "figure", None) or getattr(wildcards, "page", "")
+    if name.startswith(("frontier", "correlation_")):
+        return "1. Cost–quality frontier"
+    if name.endswith("_vs_ground_truth"):
+        return "2. Estimators against the ground truth"
+    if name.startswith("search_"):
+        return "3. Searches"
+    if name.startswith("alphas_"):
+        return "4. Differentiable searches"
+    if name.startswith("bpe_search_"):
+        return "5. Budget search"
+    return "7. Other figures"
+
+
+
 rule found_ground_truth:
     input:
         searches=RLNAS_SEARCHES + SEARCHES + DIFFERENTIABLE_SEARCHES,
@@ -40,8 +61,8 @@ rule correlate:
                   "nasflow/estimators/registry.py", "nasflow/estimators/builtin.py",
                   "nasflow/estimators/learning_curve.py", "nasflow/estimators/table.py") + PLUGIN_CODE + STAGE_CODE,
     output:
-        estimates="results/estimates.csv",
-        correlation="results/correlation.csv",
+        estimates=report("results/estimates.csv", category=REPORT_TABLES, caption="../report/estimates.rst"),
+        correlation=report("results/correlation.csv", category=REPORT_TABLES, caption="../report/correlation.rst"),
     params:
         report=config["report"],
         seed=config["seed"],
@@ -72,9 +93,11 @@ rule report:
         code=code("stages/report.py", "nasflow/analysis/report.py", "nasflow/analysis/frontier.py",
                   "nasflow/estimators/registry.py", "nasflow/estimators/builtin.py") + PLUGIN_CODE + STAGE_CODE,
     output:
-        xlsx="results/report.xlsx",
+        xlsx=report("results/report.xlsx", category=REPORT_TABLES, caption="../report/workbook.rst"),
         metrics="results/metrics.json",
-        plots=directory("results/plots"),
+        # every figure and page of the folder in the HTML report, each under its family with its own caption
+        plots=report(directory("results/plots"), patterns=["{figure}.png", "{page}.html"], category=report_category,
+                     caption="../report/plots.rst"),
     params:
         settings=lambda w: {s: config["settings"].get(s, CHOSEN_BUDGET_FILE) for s in PROXY_SETTINGS},
         ground_truth=config["ground_truth"],
@@ -82,6 +105,7 @@ rule report:
         differentiable=config["differentiable"]["methods"],
         supernet=config["supernet"],
         bpe_search=config.get("bpe_search"),
+        version=NASFLOW_VERSION,  # the workbook's about sheet names it: a new version rewrites the report
     log:
         "results/logs/report.log",
     shell:
