@@ -470,7 +470,10 @@ def label_boxes(texts, renderer=None) -> list:
     """Each label's text box in display space (an annotation's own extent would include its leader line)."""
     from matplotlib.text import Text
 
-    renderer = renderer or (texts[0].figure.canvas.get_renderer() if texts else None)
+    if renderer is None and texts:
+        canvas = texts[0].figure.canvas
+        canvas.draw()  # places annotations and measures at the figure's own dpi (a savefig may have used another)
+        renderer = canvas.get_renderer()
     return [Text.get_window_extent(t, renderer) for t in texts]
 
 
