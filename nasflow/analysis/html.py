@@ -1,6 +1,6 @@
 """Pages for the HTML report (`snakemake --report results/report.html` embeds them; each also opens on its own):
-a table page (the correlation and frontier tables) and the interactive frontier (plotly: hover a point for its
-estimator, τ with its interval, cost and n). Every page is self-contained (plotly.js inline: the report is sent
+a table page (the correlation and frontier tables) and the interactive frontier (Bokeh: hover a point for its
+estimator, τ with its interval, cost and n). Every page is self-contained (BokehJS inline: the report is sent
 to co-authors and opened offline) and names the nasflow version that made it."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pandas as pd
 import nasflow
 from nasflow.analysis.frontier import FAMILIES, FAMILY_STYLE, METRIC_LABELS, _finite
 
-# matplotlib's marker -> plotly's symbol, so a family looks the same in the PNG and on the page
-_SYMBOLS = {"o": "circle", "s": "square", "^": "triangle-up", "D": "diamond", "v": "triangle-down", "*": "star",
-            "P": "cross"}
+# matplotlib's marker -> Bokeh's, so a family looks the same in the PNG and on the page
+_MARKERS = {"o": "circle", "s": "square", "^": "triangle", "D": "diamond", "v": "inverted_triangle", "*": "star",
+            "P": "plus"}
 _STYLE = """<style>
 body { font-family: sans-serif; font-size: 13px; margin: 1em; }
 table { border-collapse: collapse; }
@@ -45,60 +45,71 @@ def table_page(path, table: pd.DataFrame, title: str, notes: list[str] = (), dig
 
 
 def frontier_page(path, table: pd.DataFrame, title: str) -> None:
-    """The frontier (frontier_table's rows) as an interactive plotly page: Kendall τ with its 95% interval against
-    cost per arch (log axis), one trace per family in the PNG's colours and markers; hovering a point shows the
-    estimator, τ and its interval, ρ, the cost and n. A cost of 0 (a table look-up) sits a decade left of the
-    cheapest positive cost, said in its hover text."""
-    import plotly.graph_objects as go
+    """The frontier (frontier_table's rows) as an interactive Bokeh page: Kendall τ with its 95% interval against
+    cost per arch (log axis), one glyph per family in the PNG's colours and markers, each point named; hovering a
+    point shows the estimator, τ and its interval, ρ, the cost and n. A cost of 0 (a table look-up) sits a decade
+    left of the cheapest positive cost, said in its hover text. Only BokehJS's core is inlined (~1.3 MB): a page
+    over 2 MB would not open inside the report in Chromium (its limit on a data: address)."""
+    from bokeh.embed import file_html
+    from bokeh.models import ColumnDataSource, HoverTool, LabelSet, Range1d, Span, Whisker
+    from bokeh.plotting import figure
+    from bokeh.resources import INLINE
 
     rows = [r for r in table.to_dict("records") if _finite(r["kendall_tau"]) and _finite(r["seconds_per_arch"])]
     positive = [float(r["seconds_per_arch"]) for r in rows if r["seconds_per_arch"] > 0]
     zero_x = min(positive) / 10 if positive else 1e-3
-    fig = go.Figure()
+
+    def x_of(r) -> float:
+        return float(r["seconds_per_arch"]) if r["seconds_per_arch"] > 0 else zero_x
+
+    fig = figure(title=title, x_axis_type="log", width=1000, height=600, tools="pan,wheel_zoom,box_zoom,reset,save",
+                 x_axis_label="cost per arch (seconds, log scale)",
+                 y_axis_label=f"{METRIC_LABELS['kendall_tau']} vs ground truth (95% bootstrap interval)")
+    points = []
     for family in FAMILIES:
         mine = [r for r in rows if r["family"] == family]
         if not mine:
             continue
-        colour, marker = FAMILY_STYLE[family]
-        low = [r["kendall_tau"] - r["kendall_tau_low"] if _finite(r["kendall_tau_low"]) else 0 for r in mine]
-        high = [r["kendall_tau_high"] - r["kendall_tau"] if _finite(r["kendall_tau_high"]) else 0 for r in mine]
-
-        def hover(r):
-            interval = (f" [{r['kendall_tau_low']:+.3f}, {r['kendall_tau_high']:+.3f}]"
-                        if _finite(r["kendall_tau_low"]) and _finite(r["kendall_tau_high"]) else "")
-            rho = f"{r['spearman_rho']:+.3f}" if _finite(r["spearman_rho"]) else "—"
-            cost = (f"{r['seconds_per_arch']:.3g} s per arch" if r["seconds_per_arch"] > 0
-                    else "0 s per arch (a table look-up; drawn at the left)")
-            n = f"{int(r['n']):,}" if _finite(r["n"]) else "—"
-            front = "<br>on the Pareto front" if r["on_front"] else ""
-            return (f"<b>{html.escape(str(r['estimator']))}</b> ({family})<br>Kendall τ {r['kendall_tau']:+.3f}"
-                    f"{interval} (95%)<br>Spearman ρ {rho}<br>cost {cost}<br>n = {n} archs{front}")
-
-        fig.add_trace(go.Scatter(
-            x=[r["seconds_per_arch"] if r["seconds_per_arch"] > 0 else zero_x for r in mine],
-            y=[r["kendall_tau"] for r in mine], mode="markers+text", name=family,
-            text=[str(r["estimator"]) for r in mine], textposition="top center", textfont={"size": 9},
-            marker={"color": _colour(colour), "symbol": _SYMBOLS.get(marker, "circle"), "size": 10},
-            error_y={"type": "data", "symmetric": False, "array": high, "arrayminus": low, "thickness": 1},
-            hovertext=[hover(r) for r in mine], hoverinfo="text"))
-    front = sorted((r for r in rows if r["on_front"]), key=lambda r: r["seconds_per_arch"])
+        colour, marker = _colour(FAMILY_STYLE[family][0]), FAMILY_STYLE[family][1]
+        finite = [_finite(r["kendall_tau_low"]) and _finite(r["kendall_tau_high"]) for r in mine]
+        source = ColumnDataSource({
+            "x": [x_of(r) for r in mine], "y": [float(r["kendall_tau"]) for r in mine],
+            "low": [float(r["kendall_tau_low"]) if f else float(r["kendall_tau"]) for r, f in zip(mine, finite)],
+            "high": [float(r["kendall_tau_high"]) if f else float(r["kendall_tau"]) for r, f in zip(mine, finite)],
+            "estimator": [str(r["estimator"]) for r in mine], "family": [family] * len(mine),
+            "tau": [f"{r['kendall_tau']:+.3f}" + (f" [{r['kendall_tau_low']:+.3f}, {r['kendall_tau_high']:+.3f}]"
+                                                  if f else "") for r, f in zip(mine, finite)],
+            "rho": [f"{r['spearman_rho']:+.3f}" if _finite(r["spearman_rho"]) else "—" for r in mine],
+            "cost": [f"{r['seconds_per_arch']:.3g} s per arch" if r["seconds_per_arch"] > 0
+                     else "0 s per arch (a table look-up; drawn at the left)" for r in mine],
+            "n": [f"{int(r['n']):,} archs" if _finite(r["n"]) else "—" for r in mine],
+            "front": ["on the Pareto front" if r["on_front"] else "" for r in mine],
+        })
+        fig.add_layout(Whisker(source=source, base="x", lower="low", upper="high", line_color=colour,
+                               line_alpha=0.6))
+        points.append(fig.scatter("x", "y", source=source, marker=_MARKERS.get(marker, "circle"), size=11,
+                                  color=colour, legend_label=family))
+        fig.add_layout(LabelSet(x="x", y="y", text="estimator", source=source, x_offset=6, y_offset=4,
+                                text_font_size="8pt", text_color=colour))
+    front = sorted((r for r in rows if r["on_front"]), key=x_of)
     if front:
-        fig.add_trace(go.Scatter(x=[r["seconds_per_arch"] if r["seconds_per_arch"] > 0 else zero_x for r in front],
-                                 y=[r["kendall_tau"] for r in front], mode="lines", name="Pareto front",
-                                 line={"shape": "hv", "dash": "dash", "color": "black", "width": 1},
-                                 hoverinfo="skip"))
-    fig.add_hline(y=0, line={"dash": "dot", "color": "grey", "width": 1})
-    fig.update_layout(title={"text": html.escape(title), "font": {"size": 14}}, template="plotly_white",
-                      xaxis={"type": "log", "title": "cost per arch (seconds, log scale)"},
-                      yaxis={"title": f"{METRIC_LABELS['kendall_tau']} vs ground truth (95% bootstrap interval)"},
-                      legend={"title": "family"}, height=620, margin={"t": 60})
-    if not rows:
-        fig.add_annotation(text="no estimator with a finite τ and cost", showarrow=False, x=0.5, y=0.5,
-                           xref="paper", yref="paper")
+        fig.step([x_of(r) for r in front], [float(r["kendall_tau"]) for r in front], mode="after", color="black",
+                 line_dash="dashed", legend_label="Pareto front")
+    fig.add_layout(Span(location=0, dimension="width", line_dash="dotted", line_color="grey"))
+    fig.add_tools(HoverTool(renderers=points, tooltips=[
+        ("estimator", "@estimator (@family)"), ("Kendall τ (95%)", "@tau"), ("Spearman ρ", "@rho"),
+        ("cost", "@cost"), ("n", "@n"), ("", "@front")]))
+    if rows:  # room for every interval and label (Bokeh fits the range to the points alone)
+        xs = [x_of(r) for r in rows]
+        ys = [v for r in rows for v in (r["kendall_tau"], r["kendall_tau_low"], r["kendall_tau_high"]) if _finite(v)]
+        pad = max(0.05, 0.08 * (max(ys) - min(ys)))
+        fig.x_range, fig.y_range = Range1d(min(xs) / 1.6, max(xs) * 2.5), Range1d(min(ys) - pad, max(ys) + pad)
+    if fig.legend:
+        fig.legend.click_policy = "hide"
+        fig.add_layout(fig.legend[0], "right")  # beside the plot, not over the points
     note = (f"<p class='note'>Hover a point for its estimator, τ with its 95% bootstrap interval, ρ, cost and n; "
-            f"drag to zoom, double-click to reset. Rows without a finite τ or cost are left out "
-            f"({len(table) - len(rows)} here).</p>{_footer()}")
-    page = fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False, "responsive": True})
+            f"drag or scroll to zoom (the tools at the right), click a family in the legend to hide it. Rows without "
+            f"a finite τ or cost are left out ({len(table) - len(rows)} here).</p>{_footer()}")
+    page = file_html(fig, resources=INLINE, title=title)  # only the BokehJS parts the figure uses
     with open(path, "w", encoding="utf-8") as f:
-        f.write(page.replace("</body>", f"{note}</body>", 1))  # the note under the figure
-
+        f.write(page.replace("</body>", f"{_STYLE}{note}</body>", 1))  # the note under the figure
