@@ -1,6 +1,7 @@
 """The real engines on a tiny study in a temporary directory: Snakemake runs the DAG (sharded, then a no-op
 second run), DVC reproduces the same stages and reruns only what a params edit touches, and the two
 engines' definitions stay in step."""
+import base64
 import csv
 import json
 import re
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 from openpyxl import load_workbook
+
+import nasflow
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE_FILES = ["Snakefile", "dvc.yaml", "params.yaml", ".dvcignore", ".dvc/config", "workflow", "stages", "nasflow"]
@@ -203,6 +206,23 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     assert (results / "proxy" / "bpe1" / "shard-1-of-2.json").exists()
     again = run([sys.executable, "-m", "snakemake", "--cores", "2", "-n"], study, engine_env)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+    # one HTML page to send (the summary names its command): every figure, the frontier page and the tables,
+    # the workbook, each embedded byte for byte (a self-contained file), and the version that made them
+    assert "snakemake --report results/report.html" in said
+    run([sys.executable, "-m", "snakemake", "--report", "results/report.html"], study, engine_env)
+    page = (results / "report.html").read_text()
+    plots = results / "plots"
+    for path in [*plots.glob("*.png"), *plots.glob("*.html"), results / "report.xlsx", results / "correlation.csv"]:
+        assert base64.b64encode(path.read_bytes()).decode() in page, path.name
+    assert {"frontier.png", "frontier.html", "correlation_table.html"} <= {p.name for p in plots.iterdir()}
+    table = (plots / "correlation_table.html").read_text()
+    for c in corr:
+        assert f"<td>{c['estimator']}</td>" in table
+        assert c["kendall_tau"] == "" or f"<td>{float(c['kendall_tau']):.3f}</td>" in table
+    assert "How to read it: look up and to the left" in page  # the frontier's caption
+    about = dict(load_workbook(results / "report.xlsx")["about"].iter_rows(values_only=True))
+    assert about["nasflow"] == nasflow.__version__ and f"Made by nasflow {nasflow.__version__}" in table
 
     # the budget search: every round's settings, each setting's τ = scipy's on accuracies.csv, pruning obeyed
     from scipy import stats

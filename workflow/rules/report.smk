@@ -91,7 +91,8 @@ rule report:
         ground_truth="results/ground_truth.json",
         bpe_search=BPE_SEARCH_OUTPUTS,
         code=code("stages/report.py", "nasflow/analysis/report.py", "nasflow/analysis/frontier.py",
-                  "nasflow/estimators/registry.py", "nasflow/estimators/builtin.py") + PLUGIN_CODE + STAGE_CODE,
+                  "nasflow/analysis/html.py", "nasflow/estimators/registry.py",
+                  "nasflow/estimators/builtin.py") + PLUGIN_CODE + STAGE_CODE,
     output:
         xlsx=report("results/report.xlsx", category=REPORT_TABLES, caption="../report/workbook.rst"),
         metrics="results/metrics.json",
