@@ -528,11 +528,11 @@ def _place_labels(ax, xs, ys, labels, fontsize=7.5, colors=None):
              for k, (x, y, label) in enumerate(zip(xs, ys, labels))]
     if not texts:
         return texts
-    adjust_text(texts, x=list(xs), y=list(ys), ax=ax, expand=(1.15, 1.35), iter_lim=1000,
-                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"})
+    _, arrows = adjust_text(texts, x=list(xs), y=list(ys), ax=ax, expand=(1.15, 1.35), iter_lim=1000,
+                            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"})
     if label_overlaps(texts):
-        for patch in [p for p in ax.patches if p.get_gid() is None and type(p).__name__ == "FancyArrowPatch"]:
-            patch.remove()  # adjustText's leader lines (the column draws its own)
+        for arrow in arrows:
+            arrow.remove()  # adjustText's leader lines (the column draws its own)
         _label_column(ax, texts, xs, ys)
     for t in texts:
         t.set_gid("label")  # for tests that look the labels up among the axes' texts
