@@ -340,6 +340,11 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
     change = diff["results/metrics.json"]["proxy_bpe2.kendall_tau"]
     assert change["old"] == before and change["new"] == float(rows["proxy_bpe2"]["kendall_tau"])
     assert "proxy_bpe1.kendall_tau" not in diff["results/metrics.json"]  # unchanged: not listed
+    # `dvc plots diff` draws both commits' τ against cost from correlation.csv
+    drawn = json.loads(run([*dvc, "plots", "diff", "HEAD~1", "--json"], study, engine_env).stdout)["data"]
+    taus = {(p["rev"], p["estimator"]): float(p["kendall_tau"])
+            for p in drawn["tau_vs_cost"][0]["content"]["data"]["values"] if p["kendall_tau"]}
+    assert taus[("HEAD~1", "proxy_bpe2")] == before and taus[("workspace", "proxy_bpe2")] == change["new"]
     params = yaml.safe_load((study / "params.yaml").read_text())
 
     # editing bpe1 reruns the searches whose estimator trains with it, not the angle's
