@@ -1,6 +1,7 @@
-"""Licence and citation: CITATION.cff is valid CFF 1.2.0 (jsonschema against the format's own schema, as the
-cffconvert package ships it: tests/data/cff-1.2.0.schema.json) and names the version the code reports; the licence
-is Apache-2.0 everywhere it is stated; the changelog's first entry is the current version."""
+"""Licence and citation: CITATION.cff is valid CFF 1.2.0 (jsonschema against the format's own schema,
+tests/data/cff-1.2.0.schema.json: the citation-file-format project's, CC-BY-4.0, copied from the cffconvert 2.0.0
+wheel, whose pin of jsonschema<4 keeps the package itself out of this venv) and names the version the code reports;
+the licence is Apache-2.0 everywhere it is stated; the changelog's first entry is the current version."""
 import json
 import re
 import tomllib
