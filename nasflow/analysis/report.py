@@ -495,8 +495,15 @@ def _label_column(ax, texts, xs, ys) -> None:
     # widen the x axis (log or linear alike, in axis units) so the data keeps 1 - share of its width
     share = min(0.6, (max(widths) + 14) / box.width)
     transform = ax.xaxis.get_transform()
+    data_end = ax.get_xlim()[1]
     lo, hi = transform.transform(ax.get_xlim())
     ax.set_xlim(ax.get_xlim()[0], transform.inverted().transform(lo + (hi - lo) / (1 - share)))
+    from matplotlib.ticker import FuncFormatter
+
+    for set_formatter, formatter in ((ax.xaxis.set_major_formatter, ax.xaxis.get_major_formatter()),
+                                     (ax.xaxis.set_minor_formatter, ax.xaxis.get_minor_formatter())):
+        # no tick labels under the labels' strip: the axis' values end where the data's did
+        set_formatter(FuncFormatter(lambda x, pos, f=formatter: "" if x > data_end * (1 + 1e-9) else f(x, pos)))
     strip_x = box.x1 - share * box.width + 8
     points = ax.transData.transform(np.column_stack([xs, ys]))
     order = np.argsort(points[:, 1])
