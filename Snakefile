@@ -18,6 +18,7 @@ if workflow.overwrite_configfiles:
     config.update(copy.deepcopy(dict(workflow.config_settings.overwrite_config)))
 
 sys.path.insert(0, workflow.basedir)
+from nasflow import __version__ as NASFLOW_VERSION
 from stages.common import CHOSEN_BUDGET, CHOSEN_BUDGET_FILE, ParamsError, validate_params, write_resolved_params
 
 try:
@@ -27,6 +28,10 @@ except ParamsError as e:
 
 # The stages read the resolved config (params.yaml, or the --configfile study, + --config), written only when it changes.
 PARAMS = write_resolved_params(config, ".snakemake/nasflow/params.yaml")
+
+
+# the front page of `snakemake --report results/report.html` (the outputs marked with report() follow it)
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"

@@ -1,4 +1,6 @@
-"""DAG node `report`: results/report.xlsx, results/plots/*.png and results/metrics.json (DVC metrics).
+"""DAG node `report`: results/report.xlsx, results/plots/*.png and results/metrics.json (DVC metrics); for the HTML
+report (`snakemake --report`) also plots/frontier.html (interactive), plots/correlation_table.html and
+plots/frontier_table.html.
 
 A diverged training (status `diverged`) is an empty estimates.csv cell, read as NaN: plots leave it out,
 metrics.json says null for a NaN correlation, and the workbook's `diverged` sheet lists every one (estimator,
@@ -12,7 +14,9 @@ import math
 import shutil
 from pathlib import Path
 
-from nasflow.analysis import frontier, report
+import pandas as pd
+
+from nasflow.analysis import frontier, html, report
 from nasflow.errors import CheckpointError
 from stages.common import (atomic_path, load_params, main_guard, parser, provenance, proxy_setting, read_results,
                            supernet_estimators, table_path, write_json)
@@ -67,6 +71,17 @@ def _diverged(params: dict, proxy_dir, scores_dir, ground_truth) -> list[dict]:
     return out
 
 
+def _curves(params: dict, proxy_dir) -> pd.DataFrame:
+    """Every proxy training's per-epoch curve, long format (estimator, id, epoch, train_loss, eval_acc): DVC's
+    per-epoch plot (`dvc plots show`) reads it; an epoch without evaluation has an empty eval_acc."""
+    rows = []
+    for name in params["proxy"]["settings"]:
+        for r in read_results(f"{proxy_dir}/{name}.json", keys=("arch",))["results"]:
+            rows += [{"estimator": f"proxy_{name}", "id": r.get("id"), "epoch": h.get("epoch"),
+                      "train_loss": h.get("train_loss"), "eval_acc": h.get("eval_acc")} for h in r.get("history", [])]
+    return pd.DataFrame(rows, columns=["estimator", "id", "epoch", "train_loss", "eval_acc"])
+
+
 def _budget_search(params: dict, folder, gt_label: str) -> dict | None:
     """The budget search's outputs (stages/bpe_search.py) as add_bpe_search_sheets' arguments; None when it is off."""
     if not params.get("bpe_search"):
@@ -100,8 +115,6 @@ def _num_classes(data: dict) -> int | None:
 
 def _frontier(correlation_csv, ground_truth_column):
     """The frontier table (nasflow.analysis.frontier) of correlation.csv, each estimator's family from the registry."""
-    import pandas as pd
-
     from nasflow.estimators.registry import family_of
 
     table = pd.read_csv(correlation_csv)
@@ -198,8 +211,18 @@ def main():
                                       chance=100.0 / num_classes if num_classes else None)
     report.plot_correlation_vs_cost(tmp_dir / "correlation_vs_cost.png", correlation,
                                     warnings=report.summary_lines(warnings))
-    frontier.plot_frontier(tmp_dir / "frontier.png", frontier_rows, title=f"Cost–quality frontier: every estimator "
-                           f"against {gt_label} ({len(estimates)} sampled archs)")
+    frontier_title = f"Cost–quality frontier: every estimator against {gt_label} ({len(estimates)} sampled archs)"
+    frontier.plot_frontier(tmp_dir / "frontier.png", frontier_rows, title=frontier_title)
+    # the same as pages of the HTML report: the frontier to hover over, the two tables
+    html.frontier_page(tmp_dir / "frontier.html", frontier_rows, frontier_title)
+    html.table_page(tmp_dir / "correlation_table.html", pd.read_csv(args.correlation),
+                    f"Rank correlation of every estimator with {gt_label} (results/correlation.csv)",
+                    ["kendall_tau: scipy's tau-b; kendall_tau_low/high: its 95% seeded bootstrap interval; n: the archs "
+                     "where both the estimate and the ground truth are finite; top10_overlap: the share of the ground "
+                     "truth's top 10% also in the estimator's top 10%; seconds_per_arch: the estimate's cost."])
+    _curves(params, args.proxy_dir).to_csv(tmp_dir / "curves.csv", index=False)
+    html.table_page(tmp_dir / "frontier_table.html", frontier_rows, f"The frontier against {gt_label}",
+                    frontier.frontier_notes(frontier_rows))
     if searches:
         report.plot_best_so_far(tmp_dir / "search_best_so_far.png", searches, found)
     if params["differentiable"]["methods"]:

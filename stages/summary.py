@@ -105,6 +105,8 @@ def summary(params: dict, results: Path) -> str:
     skipped = skipped_stages(params)
     if skipped:
         out += ["Skipped:", *(f"  - {s}" for s in skipped)]
+    out += [f"One page to send (every figure, the tables, the workbook): snakemake --report {results}/report.html "
+            f"(after dvc repro: dvc plots show, then dvc_plots/index.html)"]
     return "\n".join(out)
 
 

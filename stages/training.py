@@ -71,11 +71,11 @@ def work_dir(params: dict, name: str, setting: dict) -> Path:
 
 
 def cache_name(params: dict, name: str, setting: dict) -> str:
-    """The name a setting's per-arch cache goes under (results/work/<name>-<hash>). The budget search's settings
-    (`bpe_search`: sampled, chosen or adopted) use the name of an equal setting defined otherwise, so the
-    search, proxy_train and the searches all share one cache for one setting."""
-    if name != "bpe_search":
-        return name
+    """The name a setting's per-arch cache goes under (results/work/<name>-<hash>): that of the first setting in
+    `settings` equal to it, so equal settings share one cache (a result depends on the setting's values, never on
+    its name). The budget search's settings (`bpe_search`: sampled, chosen or adopted) thus share the cache of an
+    equal named setting, and an experiment that makes one named setting equal to another (`dvc exp run -S
+    settings.bpe2.epochs=1` when bpe1 is bpe2 at 1 epoch) trains nothing."""
     return next((n for n, s in params["settings"].items() if n != "bpe_search" and s == setting), name)
 
 

@@ -1,6 +1,7 @@
 """The real engines on a tiny study in a temporary directory: Snakemake runs the DAG (sharded, then a no-op
 second run), DVC reproduces the same stages and reruns only what a params edit touches, and the two
 engines' definitions stay in step."""
+import base64
 import csv
 import json
 import re
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 from openpyxl import load_workbook
+
+import nasflow
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE_FILES = ["Snakefile", "dvc.yaml", "params.yaml", ".dvcignore", ".dvc/config", "workflow", "stages", "nasflow"]
@@ -97,6 +100,11 @@ def git_init(study, env):
     (study / ".gitignore").write_text((ROOT / ".gitignore").read_text())
     for cmd in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "s"]):
         run(["git", *cmd], study, env)
+
+
+def commit(study, env, message: str) -> None:
+    run(["git", "add", "-A"], study, env)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], study, env)
 
 
 def ran(out: str) -> set[str]:
@@ -200,6 +208,23 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     again = run([sys.executable, "-m", "snakemake", "--cores", "2", "-n"], study, engine_env)
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    # one HTML page to send (the summary names its command): every figure, the frontier page and the tables,
+    # the workbook, each embedded byte for byte (a self-contained file), and the version that made them
+    assert "snakemake --report results/report.html" in said
+    run([sys.executable, "-m", "snakemake", "--report", "results/report.html"], study, engine_env)
+    page = (results / "report.html").read_text()
+    plots = results / "plots"
+    for path in [*plots.glob("*.png"), *plots.glob("*.html"), results / "report.xlsx", results / "correlation.csv"]:
+        assert base64.b64encode(path.read_bytes()).decode() in page, path.name
+    assert {"frontier.png", "frontier.html", "correlation_table.html"} <= {p.name for p in plots.iterdir()}
+    table = (plots / "correlation_table.html").read_text()
+    for c in corr:
+        assert f"<td>{c['estimator']}</td>" in table
+        assert c["kendall_tau"] == "" or f"<td>{float(c['kendall_tau']):.3f}</td>" in table
+    assert "How to read it: look up and to the left" in page  # the frontier's caption
+    about = dict(load_workbook(results / "report.xlsx")["about"].iter_rows(values_only=True))
+    assert about["nasflow"] == nasflow.__version__ and f"Made by nasflow {nasflow.__version__}" in table
+
     # the budget search: every round's settings, each setting's τ = scipy's on accuracies.csv, pruning obeyed
     from scipy import stats
 
@@ -273,17 +298,55 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
     assert len(read_csv(study / "results" / "bpe_search" / "settings.csv")) == 4  # DVC: every round in one stage
     assert "bpe_search" in load_workbook(study / "results" / "report.xlsx").sheetnames
 
-    params = yaml.safe_load((study / "params.yaml").read_text())
-    params["settings"]["bpe2"]["epochs"] = 1
-    (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    second = run([sys.executable, "-m", "dvc", "repro"], study, engine_env)
-    # search_setting (and bpe_search_base) declare all settings and rewrite their files unchanged: no search, and
-    # not the budget search (its base is bpe1), trains with bpe2
+    # the baseline committed as a user would: dvc.lock, and metrics.json in Git (a metric with cache: false, not ignored)
+    commit(study, engine_env, "baseline")
+    assert "results/metrics.json" in run(["git", "ls-files"], study, engine_env).stdout.split()
+    dvc = [sys.executable, "-m", "dvc"]
+    plots = json.loads(run([*dvc, "plots", "show", "--json"], study, engine_env).stdout)["data"]
+    assert {"tau_vs_cost", "per_epoch_accuracy", "budget_search_objective_vs_cost"} <= set(plots)
+    assert {(p["estimator"], int(p["id"]), int(p["epoch"])) for p in plots["per_epoch_accuracy"][0]["content"]["data"]["values"]} == {
+        (f"proxy_{s}", i, e) for s, epochs in (("bpe1", 1), ("bpe2", 2)) for i in range(4) for e in range(1, epochs + 1)}
+    work = {p: p.stat().st_mtime_ns for p in (study / "results" / "work").rglob("*") if p.is_file()}
+
+    # a DVC experiment (how DVC users sweep a parameter) reruns only what the edit touches: search_setting (and
+    # bpe_search_base) declare all settings and rewrite their files unchanged, so no search, and not the budget
+    # search (its base is bpe1), trains with bpe2
+    second = run([*dvc, "exp", "run", "-S", "settings.bpe2.epochs=1", "-n", "bpe2-e1"], study, engine_env)
     assert ran(second.stdout) == {"proxy_train@bpe2", *setting_stages, "bpe_search_base", "correlate", "report"}
+    # bpe2 at 1 epoch is bpe1: its archs come from bpe1's per-arch cache, nothing is trained or written there
+    assert {p: p.stat().st_mtime_ns for p in (study / "results" / "work").rglob("*") if p.is_file()} == work
+    accs = {s: {r["arch"]: r["final_acc"] for r in json.loads((study / f"results/proxy/{s}.json").read_text())["results"]}
+            for s in ("bpe1", "bpe2")}
+    assert accs["bpe2"] == accs["bpe1"]
     rows = {r["estimator"]: r for r in read_csv(study / "results" / "correlation.csv")}
     assert {"proxy_bpe1", "proxy_bpe2", "angle", "params", "vote"} <= set(rows)
     with Repo(str(study)) as repo:
         assert repo.status() == {}
+
+    def tau(metrics: dict, name: str):
+        return metrics["results/metrics.json"]["data"][name]["kendall_tau"]
+
+    # `dvc exp show` lists the experiment beside its baseline with τ per estimator, the numbers of correlation.csv
+    shown = json.loads(run([*dvc, "exp", "show", "--json"], study, engine_env).stdout)
+    baseline = next(b for b in shown if b["rev"] != "workspace")
+    experiment = next(r for e in baseline["experiments"] for r in e["revs"] if r["name"] == "bpe2-e1")
+    for name, row in rows.items():
+        want = float(row["kendall_tau"]) if row["kendall_tau"] else None
+        assert tau(experiment["data"]["metrics"], name) == pytest.approx(want, rel=1e-12, nan_ok=True), name
+    assert tau(experiment["data"]["metrics"], "proxy_bpe2") == tau(experiment["data"]["metrics"], "proxy_bpe1")
+    before = tau(baseline["data"]["metrics"], "proxy_bpe2")
+    # the experiment committed: `dvc metrics diff` between the two commits names what changed
+    commit(study, engine_env, "bpe2 at 1 epoch")
+    diff = json.loads(run([*dvc, "metrics", "diff", "HEAD~1", "HEAD", "--json"], study, engine_env).stdout)
+    change = diff["results/metrics.json"]["proxy_bpe2.kendall_tau"]
+    assert change["old"] == before and change["new"] == float(rows["proxy_bpe2"]["kendall_tau"])
+    assert "proxy_bpe1.kendall_tau" not in diff["results/metrics.json"]  # unchanged: not listed
+    # `dvc plots diff` draws both commits' τ against cost from correlation.csv
+    drawn = json.loads(run([*dvc, "plots", "diff", "HEAD~1", "--json"], study, engine_env).stdout)["data"]
+    taus = {(p["rev"], p["estimator"]): float(p["kendall_tau"])
+            for p in drawn["tau_vs_cost"][0]["content"]["data"]["values"] if p["kendall_tau"]}
+    assert taus[("HEAD~1", "proxy_bpe2")] == before and taus[("workspace", "proxy_bpe2")] == change["new"]
+    params = yaml.safe_load((study / "params.yaml").read_text())
 
     # editing bpe1 reruns the searches whose estimator trains with it, not the angle's
     params["settings"]["bpe1"]["lr"] = 0.04

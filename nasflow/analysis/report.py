@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections import Counter
 
 import numpy as np
 from openpyxl import Workbook
@@ -441,16 +442,6 @@ def duration_unit(seconds: float) -> tuple[float, str]:
     return 1 / 3600, "h"
 
 
-def _family(name: str) -> str:
-    for prefix in ("proxy", "angle", "supernet_acc"):
-        if name.startswith(prefix):
-            return prefix
-    return "other"
-
-
-_MARKERS = {"proxy": "o", "angle": "^", "supernet_acc": "s", "other": "D"}
-
-
 def _decade_limits(values) -> tuple[float, float]:
     """Log-axis limits on whole decades around the values (so at least two decades are labelled)."""
     lo, hi = math.log10(min(values)), math.log10(max(values))
@@ -475,32 +466,107 @@ def _log_seconds_axis(axis, lo: float, hi: float) -> None:
     axis.set_tick_params(which="minor", labelsize=7)
 
 
+def label_boxes(texts, renderer=None) -> list:
+    """Each label's text box in display space (an annotation's own extent would include its leader line)."""
+    from matplotlib.text import Text
+
+    if renderer is None and texts:
+        canvas = texts[0].figure.canvas
+        canvas.draw()  # places annotations and measures at the figure's own dpi (a savefig may have used another)
+        renderer = canvas.get_renderer()
+    return [Text.get_window_extent(t, renderer) for t in texts]
+
+
+def label_overlaps(texts, renderer=None) -> list[tuple[int, int]]:
+    """The pairs of labels whose boxes intersect (in display space)."""
+    import itertools
+
+    boxes = label_boxes(texts, renderer)
+    return [(i, j) for i, j in itertools.combinations(range(len(boxes)), 2) if boxes[i].overlaps(boxes[j])]
+
+
+def _label_column(ax, texts, xs, ys) -> None:
+    """Leader-line layout: a strip added at the right of the axes holds the labels in one column, in the order of
+    their points' heights, each as close to its point's height as the others allow and joined to it by a line."""
+    renderer = ax.figure.canvas.get_renderer()
+    boxes = label_boxes(texts, renderer)
+    widths, height = [b.width for b in boxes], max(b.height for b in boxes) * 1.15
+    box = ax.get_window_extent(renderer)
+    # widen the x axis (log or linear alike, in axis units) so the data keeps 1 - share of its width
+    share = min(0.6, (max(widths) + 14) / box.width)
+    transform = ax.xaxis.get_transform()
+    data_end = ax.get_xlim()[1]
+    lo, hi = transform.transform(ax.get_xlim())
+    ax.set_xlim(ax.get_xlim()[0], transform.inverted().transform(lo + (hi - lo) / (1 - share)))
+    from matplotlib.ticker import FuncFormatter
+
+    for set_formatter, formatter in ((ax.xaxis.set_major_formatter, ax.xaxis.get_major_formatter()),
+                                     (ax.xaxis.set_minor_formatter, ax.xaxis.get_minor_formatter())):
+        # no tick labels under the labels' strip: the axis' values end where the data's did
+        set_formatter(FuncFormatter(lambda x, pos, f=formatter: "" if x > data_end * (1 + 1e-9) else f(x, pos)))
+    strip_x = box.x1 - share * box.width + 8
+    points = ax.transData.transform(np.column_stack([xs, ys]))
+    order = np.argsort(points[:, 1])
+    # 1-D placement: each label at its point's height, pushed up past the one below, then the column shifted down
+    # as a whole when it leaves the axes at the top (fits while len(texts) * height <= the axes' height)
+    slots = []
+    for k in order:
+        slots.append(max(points[k, 1], slots[-1] + height if slots else box.y0 + height / 2))
+    overflow = slots[-1] - (box.y1 - height / 2)
+    if overflow > 0:
+        slots = [max(y - overflow, box.y0 + height / 2 + i * height) for i, y in enumerate(slots)]
+    to_axes = ax.transAxes.inverted()
+    for k, y in zip(order, slots):
+        t = texts[k]
+        t.remove()
+        texts[k] = ax.annotate(t.get_text(), (xs[k], ys[k]), xytext=to_axes.transform((strip_x, y)),
+                               textcoords="axes fraction", ha="left", va="center", fontsize=t.get_fontsize(),
+                               color=t.get_color(), gid="label",
+                               arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey", "shrinkA": 1, "shrinkB": 3})
+
+
 def _place_labels(ax, xs, ys, labels, fontsize=7.5, colors=None):
-    """Annotate each point with its label, trying offsets around it until the label overlaps neither an
-    earlier label nor a point (a small stand-in for adjustText); the last try when all collide."""
-    fig = ax.figure
-    renderer = fig.canvas.get_renderer()
-    points = ax.transData.transform(np.column_stack([xs, ys])) if len(xs) else np.zeros((0, 2))
-    placed, texts = [], []
-    offsets = [(7, 4, "left"), (7, -11, "left"), (-7, 4, "right"), (-7, -11, "right"), (7, 15, "left"),
-               (7, -22, "left"), (-7, 15, "right"), (-7, -22, "right"), (7, 27, "left"), (7, -34, "left"),
-               (-7, 27, "right"), (-7, -34, "right")]
-    for k, (x, y, label) in enumerate(zip(xs, ys, labels)):
-        for dx, dy, ha in offsets:
-            t = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, fontsize=fontsize,
-                            color=None if colors is None else colors[k],
-                            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if abs(dy) > 12 else None)
-            box = t.get_window_extent(renderer).expanded(1.05, 1.15)
-            axes_box = ax.get_window_extent(renderer)
-            inside = axes_box.x0 <= box.x0 and box.x1 <= axes_box.x1 and axes_box.y0 <= box.y0 and box.y1 <= axes_box.y1
-            hits_point = any(box.contains(px, py) for j, (px, py) in enumerate(points) if j != k)
-            if inside and not hits_point and not any(box.overlaps(b) for b in placed):
-                break
-            if (dx, dy, ha) != offsets[-1]:
-                t.remove()
-        placed.append(box)
-        texts.append(t)
+    """Label each point: adjustText moves the labels apart (a grey leader line joins a moved label to its point);
+    where it leaves two labels overlapping (a crowded cluster), all go to a column beside the data with leader lines
+    instead (_label_column), so no two labels ever overlap. Call after tight_layout (placement is in display space)."""
+    from adjustText import adjust_text
+
+    texts = [ax.text(x, y, label, fontsize=fontsize, color=None if colors is None else colors[k])
+             for k, (x, y, label) in enumerate(zip(xs, ys, labels))]
+    if not texts:
+        return texts
+    _, arrows = adjust_text(texts, x=list(xs), y=list(ys), ax=ax, expand=(1.15, 1.35), iter_lim=1000,
+                            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"})
+    if label_overlaps(texts):
+        for arrow in arrows:
+            arrow.remove()  # adjustText's leader lines (the column draws its own)
+        _label_column(ax, texts, xs, ys)
+    for t in texts:
+        t.set_gid("label")  # for tests that look the labels up among the axes' texts
     return texts
+
+
+# one marker per estimator within its family (the colour says the family), so no two estimators look alike
+ESTIMATOR_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d", "8")
+
+
+def estimator_styles(names) -> dict[str, tuple[str, str]]:
+    """name -> (colour, marker): the colour of the estimator's family (the frontier's FAMILY_STYLE; grey when the
+    registry does not know the name), the marker cycling within the family in the order given."""
+    from nasflow.analysis.frontier import FAMILY_STYLE
+    from nasflow.errors import NasflowError
+    from nasflow.estimators.registry import family_of
+
+    styles, used = {}, Counter()
+    for name in names:
+        try:
+            family = family_of(name)
+        except (NasflowError, KeyError, ValueError):  # a plugin estimator whose module is not imported here
+            family = None
+        colour = FAMILY_STYLE[family][0] if family in FAMILY_STYLE else "tab:gray"
+        styles[name] = (colour, ESTIMATOR_MARKERS[used[family] % len(ESTIMATOR_MARKERS)])
+        used[family] += 1
+    return styles
 
 
 def plot_correlation_vs_cost(path, correlation: list[dict], warnings: list[str] = ()):
@@ -511,12 +577,13 @@ def plot_correlation_vs_cost(path, correlation: list[dict], warnings: list[str] 
     fig = _figure(figsize=(7.5, 4.6))
     ax = fig.subplots()
     ns = {int(c["n"]) for c in rows if isinstance(c.get("n"), (int, float)) and math.isfinite(c["n"])}
-    colors = [f"C{i % 10}" for i in range(len(rows))]
+    styles = estimator_styles([c["estimator"] for c in rows])
+    colors = [styles[c["estimator"]][0] for c in rows]
     for c, color in zip(rows, colors):
         tau, lo, hi = c["kendall_tau"], c["kendall_tau_low"], c["kendall_tau_high"]
         yerr = None if math.isnan(lo) or math.isnan(hi) else [[tau - lo], [hi - tau]]
         label = c["estimator"] if len(ns) <= 1 else f"{c['estimator']} (n = {int(c['n'])})"
-        ax.errorbar(c["seconds_per_arch"], tau, yerr=yerr, fmt=_MARKERS[_family(c["estimator"])], capsize=3,
+        ax.errorbar(c["seconds_per_arch"], tau, yerr=yerr, fmt=styles[c["estimator"]][1], capsize=3,
                     color=color, label=label, ms=6)
     ax.axhline(0, color="grey", lw=0.8, ls=":")
     ax.set_xscale("log")
@@ -533,7 +600,8 @@ def plot_correlation_vs_cost(path, correlation: list[dict], warnings: list[str] 
     ax.grid(alpha=0.12, which="minor")
     if rows:
         ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0,
-                  title="estimator (marker: family)", title_fontsize=7.5)
+                  title="estimator (colour: family)", title_fontsize=7.5,
+                  ncols=2 if len(rows) > 16 else 1)
     fig.tight_layout()
     _place_labels(ax, [c["seconds_per_arch"] for c in rows], [c["kendall_tau"] for c in rows],
                   [c["estimator"] for c in rows], colors=colors)

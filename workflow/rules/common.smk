@@ -33,3 +33,23 @@ wildcard_constraints:
     setting="[a-z][a-z0-9_]*",
     i="[0-9]+",
     n="[0-9]+",
+
+
+# `snakemake --report results/report.html`: one self-contained page of the study's results, by family
+REPORT_TABLES = "6. Tables and workbook"
+
+
+def report_category(wildcards):
+    """The HTML report's section for a file of results/plots, from its name."""
+    name = getattr(wildcards, "figure", None) or getattr(wildcards, "page", "")
+    if name.startswith(("frontier", "correlation_")):
+        return "1. Cost–quality frontier"
+    if name.endswith("_vs_ground_truth"):
+        return "2. Estimators against the ground truth"
+    if name.startswith("search_"):
+        return "3. Searches"
+    if name.startswith("alphas_"):
+        return "4. Differentiable searches"
+    if name.startswith("bpe_search_"):
+        return "5. Budget search"
+    return "7. Other figures"

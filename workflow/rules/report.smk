@@ -42,8 +42,8 @@ rule correlate:
                   "nasflow/estimators/registry.py", "nasflow/estimators/builtin.py",
                   "nasflow/estimators/learning_curve.py", "nasflow/estimators/table.py") + PLUGIN_CODE + STAGE_CODE,
     output:
-        estimates="results/estimates.csv",
-        correlation="results/correlation.csv",
+        estimates=report("results/estimates.csv", category=REPORT_TABLES, caption="../report/estimates.rst"),
+        correlation=report("results/correlation.csv", category=REPORT_TABLES, caption="../report/correlation.rst"),
     params:
         report=config["report"],
         seed=config["seed"],
@@ -74,11 +74,14 @@ rule report:
         table=TABLE_INPUT,
         predictors=PREDICTOR_OUTPUTS,
         code=code("stages/report.py", "nasflow/analysis/report.py", "nasflow/analysis/frontier.py",
-                  "nasflow/estimators/registry.py", "nasflow/estimators/builtin.py") + PLUGIN_CODE + STAGE_CODE,
+                  "nasflow/analysis/html.py", "nasflow/estimators/registry.py",
+                  "nasflow/estimators/builtin.py") + PLUGIN_CODE + STAGE_CODE,
     output:
-        xlsx="results/report.xlsx",
+        xlsx=report("results/report.xlsx", category=REPORT_TABLES, caption="../report/workbook.rst"),
         metrics="results/metrics.json",
-        plots=directory("results/plots"),
+        # every figure and page of the folder in the HTML report, each under its family with its own caption
+        plots=report(directory("results/plots"), patterns=["{figure}.png", "{page}.html"], category=report_category,
+                     caption="../report/plots.rst"),
     params:
         settings=lambda w: {s: config["settings"].get(s, CHOSEN_BUDGET_FILE) for s in PROXY_SETTINGS},
         ground_truth=config["ground_truth"],
@@ -86,6 +89,7 @@ rule report:
         differentiable=config["differentiable"]["methods"],
         supernet=config["supernet"],
         bpe_search=config.get("bpe_search"),
+        version=NASFLOW_VERSION,  # the workbook's about sheet names it: a new version rewrites the report
     log:
         "results/logs/report.log",
     shell:
