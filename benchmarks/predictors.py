@@ -36,7 +36,8 @@ def _chunk(args):
     torch.set_num_threads(1)
     values = bench.load_table(table, column)
     archs = nb201.enumerate_all()
-    extra = None if hybrid is None else np.array([[bench.load_table(table, hybrid)[a]] for a in archs])
+    feature = None if hybrid is None else bench.load_table(table, hybrid)
+    extra = None if feature is None else np.array([[feature[a]] for a in archs])
     return pred.run_protocol(nb201, archs, [values[a] for a in archs], test_size=test_size, seed=seed,
                              extra=extra, jobs=jobs, predictors=sorted({j[0] for j in jobs}),
                              sizes=sorted({j[1] for j in jobs}))
