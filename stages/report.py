@@ -167,6 +167,10 @@ def main():
               for m in params["differentiable"]["methods"]}
     diverged = _diverged(params, args.proxy_dir, args.scores_dir, args.ground_truth)
     about = provenance(params, inputs=[args.estimates, args.correlation, args.found])
+    if any(str(c["estimator"]).startswith("table_") for c in correlation):
+        about["tabular_estimators"] = ("table_acc_* / table_sotl* / table_lce_*: read off the official release's "
+                                       "per-epoch curves; no training was run (their cost is the release's "
+                                       "recorded time for those epochs)")
     table = table_path(params)
     if table:  # what the table estimators' costs (the frontier's cost axis for them) come from
         from nasflow.estimators.table import cost_source_of

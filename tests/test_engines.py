@@ -440,5 +440,8 @@ def test_study_from_an_official_release(tmp_path, engine_env):
         assert [(r["predictor"], r["train_size"], r["trial"]) for r in predicted] == [("rf", 2, 0), ("rf", 2, 1)]
         assert all(r["init_seconds"] > r["fit_seconds"] and "recorded" in r["init_cost_source"] for r in predicted)
         if engine == "snakemake":  # the report: the predictors sheet and the τ-vs-training-size plot
-            assert "predictors" in load_workbook(results / "report.xlsx").sheetnames
+            book = load_workbook(results / "report.xlsx")
+            assert "predictors" in book.sheetnames
+            about = {r[0]: r[1] for r in book["about"].iter_rows(values_only=True) if r and r[0]}
+            assert "no training was run" in about["tabular_estimators"] and "recorded" in about["table_costs"]
             assert (results / "plots" / "predictors_tau_vs_train_size.png").is_file()
