@@ -255,12 +255,12 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     assert yaml.safe_load((study / "params.yaml").read_text())["settings"]["bpe_search"] == best["full"]
     git_init(study, engine_env)
     adopt = run([sys.executable, "workflow/dvc_adopt.py"], study, engine_env)
-    assert "left for dvc repro (2): bench_search build_table\n" in adopt.stdout
+    assert "left for dvc repro (1): bench_search\n" in adopt.stdout
     dvc_status = lambda: json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], study, engine_env).stdout)
-    assert set(dvc_status()) == {"bench_search", "build_table"}
+    assert set(dvc_status()) == {"bench_search"}
     before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()}
     repro = run([sys.executable, "-m", "dvc", "repro"], study, engine_env)
-    assert ran(repro.stdout) == {"bench_search", "build_table"}
+    assert ran(repro.stdout) == {"bench_search"}
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
     assert json.loads((results / "bench_search.json").read_text())["skipped"].startswith("skipped: no NAS-Bench-201")
     assert dvc_status() == {}
@@ -293,7 +293,8 @@ def test_dvc_repro_reruns_only_what_changed(tmp_path, engine_env):
         *setting_stages, "bpe_search_base", "sample_archs", "proxy_train@bpe1", "proxy_train@bpe2", "ground_truth",
         "supernet_train@random", "score_archs@random-sampled", "score_archs@random-all", "evolution_search@random-angle",
         "search@rs-proxy_bpe1", "search@rs-angle_random", "differentiable_search@gdas",
-        "bench_search", "build_table", "bpe_search", "found_ground_truth", "zero_cost@sampled", "correlate", "report"}
+        "bench_search", "build_table", "predictors", "bpe_search", "found_ground_truth", "zero_cost@sampled", "correlate",
+        "report"}
     assert len(read_csv(study / "results" / "estimates.csv")) == 4
     assert len(read_csv(study / "results" / "bpe_search" / "settings.csv")) == 4  # DVC: every round in one stage
     assert "bpe_search" in load_workbook(study / "results" / "report.xlsx").sheetnames

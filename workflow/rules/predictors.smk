@@ -1,6 +1,7 @@
 # Model-based predictors trained on cells of the ground-truth table, sharded over predictor x size x trial.
 PREDICTORS = config["predictors"]
-PREDICTOR_OUTPUTS = ["results/predictors.json"] if PREDICTORS["names"] else []
+PREDICTOR_OUTPUTS = ["results/predictors.json"]  # empty results when predictors.names is [] (as under DVC)
+PREDICTOR_SHARDS = PREDICTORS["shards"] if PREDICTORS["names"] else 1
 
 
 rule predictors:
@@ -23,7 +24,7 @@ rule predictors:
 
 rule gather_predictors:
     input:
-        shards("results/predictors/shard-{i}-of-{n}.json", n=PREDICTORS["shards"]),
+        shards("results/predictors/shard-{i}-of-{n}.json", n=PREDICTOR_SHARDS),
     output:
         "results/predictors.json",
     log:
