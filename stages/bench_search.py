@@ -66,6 +66,21 @@ def resolve(params: dict, args) -> dict:
     return cfg
 
 
+def _skip_reason(cfg: dict) -> str | None:
+    """Why benchmark mode cannot run: no table (the demo), or a table of only some cells (e.g. a test archive)."""
+    if not cfg["table"]:
+        return ("skipped: no NAS-Bench-201 table configured (set bench_search.table to a table built by "
+                "`nasflow table build`, or use a table ground truth)")
+    from nasflow import bench
+    from nasflow.bench_build import NB201_CELLS
+
+    cells = len(bench.load_table(cfg["table"], cfg["search_column"]))
+    if cells < NB201_CELLS:
+        return (f"skipped: the table {cfg['table']} holds {cells:,} of the {NB201_CELLS:,} cells; benchmark mode "
+                "searches them all")
+    return None
+
+
 @main_guard
 def main():
     p = parser(__doc__)
@@ -81,22 +96,8 @@ def main():
     params = load_params(args.params)
     cfg = resolve(params, args)
     stem = args.out[:-4] if args.out.endswith(".csv") else args.out
-    if not cfg["table"]:  # the demo has no table: say so in every output rather than fail the DAG
-        note = ("skipped: no NAS-Bench-201 table configured (set bench_search.table to a table built by "
-                "`nasflow table build`, or use a table ground truth)")
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(",".join(CSV_COLUMNS) + "\n")
-        write_json(args.summary or f"{stem}.json", {"skipped": note, "provenance": provenance(params)})
-        with atomic_path(args.report or f"{stem}.md") as tmp:
-            tmp.write_text(f"bench_search {note}\n")
-        print(f"bench_search {note}")
-        return
-    from nasflow import bench
-    from nasflow.bench_build import NB201_CELLS
-
-    cells = len(bench.load_table(cfg["table"], cfg["search_column"]))
-    if cells < NB201_CELLS:  # a release holding some cells only (e.g. a test archive): nothing to search
-        note = f"skipped: the table {cfg['table']} holds {cells:,} of the {NB201_CELLS:,} cells; benchmark mode searches them all"
+    note = _skip_reason(cfg)
+    if note:  # say so in every output rather than fail the DAG
         with atomic_path(args.out) as tmp:
             tmp.write_text(",".join(CSV_COLUMNS) + "\n")
         write_json(args.summary or f"{stem}.json", {"skipped": note, "provenance": provenance(params)})
