@@ -48,9 +48,12 @@ def plot_learning_curves(results: list[dict], path: str | Path, references: dict
         mine = [r for r in rows if r["predictor"] == name]
         ax.errorbar([r["train_size"] for r in mine], [r["kendall_tau"] for r in mine],
                     yerr=[r["kendall_tau_std"] for r in mine], marker="o", capsize=2, label=name)
-    for k, (label, tau) in enumerate((references or {}).items()):
+    by_tau: dict[float, list[str]] = {}  # estimators with the same τ share one line and one label
+    for label, tau in (references or {}).items():
+        by_tau.setdefault(round(tau, 3), []).append(label)
+    for k, (tau, labels) in enumerate(by_tau.items()):
         ax.axhline(tau, ls="--", lw=0.8, color=f"C{(k + 6) % 10}")
-        ax.annotate(label, (ax.get_xlim()[0], tau), fontsize=7, va="bottom")
+        ax.annotate(", ".join(labels), (ax.get_xlim()[0], tau), fontsize=7, va="bottom")
     ax.set_xscale("log")
     ax.set_xlabel("training-set size (cells)")
     ax.set_ylabel("Kendall τ on held-out cells")
