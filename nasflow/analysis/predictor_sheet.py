@@ -53,7 +53,7 @@ def plot_learning_curves(results: list[dict], path: str | Path, references: dict
         by_tau.setdefault(round(tau, 3), []).append(label)
     for k, (tau, labels) in enumerate(by_tau.items()):
         ax.axhline(tau, ls="--", lw=0.8, color=f"C{(k + 6) % 10}")
-        ax.annotate(", ".join(labels), (ax.get_xlim()[0], tau), fontsize=7, va="bottom")
+        ax.annotate(", ".join(labels), (0.01, tau), xycoords=("axes fraction", "data"), fontsize=7, va="bottom")
     ax.set_xscale("log")
     ax.set_xlabel("training-set size (cells)")
     ax.set_ylabel("Kendall τ on held-out cells")
