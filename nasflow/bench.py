@@ -115,7 +115,14 @@ def load_curves(path: str | Path, column: str) -> dict[str, np.ndarray]:
         raise DataError(f"ground-truth table {path}: per-epoch curves need a table built from the official "
                         "release (nasflow table build --from RELEASE --out FILE.parquet)")
     _check_column(path, column)
-    archs, values = _parquet_column(path, _stamp(path), column)
+    return _curves(path, _stamp(path), column)
+
+
+@functools.lru_cache(maxsize=16)
+def _curves(path: str, stamp: tuple, column: str) -> dict[str, np.ndarray]:
+    """Converted once per file and column: every tabular estimator of a study reads the same few curves
+    (callers only read the arrays)."""
+    archs, values = _parquet_column(path, stamp, column)
     return {a: np.asarray(v, dtype=np.float64) for a, v in zip(archs, values.to_pylist()) if v is not None}
 
 
