@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -121,6 +122,7 @@ def validate_params(params: Any, source: str = "params.yaml") -> dict:
         raise ParamsError(f"{source}: predictors.names: the predictors train on a ground-truth table "
                           "(ground_truth.source: table)")
     _check_estimators(params, settings=[*settings, *chosen], source=source)
+    _check_hybrids(params, source)
     if params["space"] != "nb201":  # the NB201 table and the enumeration of all cells exist for NB201 only
         if params["ground_truth"]["source"] == "table":
             raise ParamsError(f"{source}: ground_truth.source: the table holds NB201 cells; use retrain in the {params['space']} space")
@@ -159,6 +161,45 @@ def _with_defaults(section: dict, spec: dict) -> dict:
         elif "default" in sub:
             out.setdefault(key, sub["default"])
     return out
+
+
+def _check_hybrids(params: dict, source: str) -> None:
+    """The hybrid predictors (predictors.hybrids, pred_<predictor>_<set>_n<k>) name feature sets of
+    predictors.features, whose members are zero-cost proxies the zero_cost stage scores on the cells they need, or
+    tabular estimators."""
+    from nasflow.estimators import registry, zero_cost
+
+    pr, zc = params["predictors"], params["zero_cost"]
+    uses = [("predictors.hybrids", h, h.partition("_")[2]) for h in pr["hybrids"]]
+    for name in params["estimators"]["extra"] + params["search"]["estimators"]:
+        m = re.fullmatch(r"pred_[a-z]+_([a-z][a-z0-9]*)_n[0-9]+", name)
+        if m:
+            uses.append(("estimators.extra", name, m.group(1)))
+    for key, name, fset in uses:
+        if fset not in pr["features"]:
+            raise ParamsError(f"{source}: {key}: {name}: no feature set {fset!r} in predictors.features "
+                              f"(defined: {', '.join(pr['features']) or 'none'})")
+    if uses and params["ground_truth"]["source"] != "table":
+        raise ParamsError(f"{source}: {uses[0][0]}: {uses[0][1]}: the hybrid predictors train on a ground-truth "
+                          "table (ground_truth.source: table)")
+    query_sets = {fset for key, _, fset in uses if key == "estimators.extra"}
+    for fset, members in pr["features"].items():
+        for m in members:
+            where = f"{source}: predictors.features.{fset}: {m}"
+            if m in zero_cost.PROXIES:
+                if m not in zc["proxies"]:
+                    raise ParamsError(f"{where}: the zero_cost stage computes it: add it to zero_cost.proxies")
+                if not {"extra", "all"} & set(zc["arch_sets"]):
+                    raise ParamsError(f"{where}: the training cells' scores come from zero_cost.arch_sets extra or all")
+                if fset in query_sets and "sampled" not in zc["arch_sets"]:
+                    raise ParamsError(f"{where}: the study's cells' scores come from zero_cost.arch_sets sampled")
+                continue
+            try:
+                family = registry.get(m).family
+            except ParamsError as e:
+                raise ParamsError(f"{where}: {e}") from None
+            if family != "table":
+                raise ParamsError(f"{where}: a feature is a zero-cost proxy or a tabular estimator (this is {family})")
 
 
 def _check_estimators(params: dict, *, settings: list[str], source: str) -> None:

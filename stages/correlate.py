@@ -13,6 +13,10 @@ zero-cost proxy's or a tabular estimator's (`table_acc_<s>ep_e<k>`, …, in `est
 every NB201 cell it scored (every cell of the table for the tabular ones), and `<name>_extra` a zero-cost proxy's
 over the `zero_cost.extra_archs` more cells.
 
+`init_seconds` is a one-off cost paid before the first arch is scored, beside `seconds_per_arch`: a model-based
+predictor's (pred_<predictor>[_<feature set>]_n<k>) evaluation of its k training cells (recorded times or the
+cost model), their features and the fit; 0 for the others (a supernet's training is shared out per arch).
+
 A diverged training (a result with `status: diverged`, NaN accuracy) is never a score: its estimates.csv cell
 is empty, the `<estimator>_status` / `ground_truth_status` columns (after the seconds columns) say `ok` or
 `diverged`, and each correlation row counts only the archs where both the estimate and the ground truth are
@@ -27,7 +31,7 @@ from stages.common import atomic_path, load_params, main_guard, parser, read_res
 from stages.estimation import ResultsContext, correlated_names, supernet_share
 
 CORRELATION_COLUMNS = ["estimator", "n", "kendall_tau", "kendall_tau_low", "kendall_tau_high", "spearman_rho",
-                       "pearson_r", "top10_overlap", "seconds_per_arch"]
+                       "pearson_r", "top10_overlap", "seconds_per_arch", "init_seconds"]
 
 
 def _number(v) -> float:
@@ -106,6 +110,8 @@ def main():
         scores[name] = registry.vote_scores([scores[m] for m in members])
         seconds[name] = [sum(seconds[m][i] for m in members) for i in range(len(archs))]
         statuses[name] = ["ok" if all(statuses[m][i] == "ok" for m in members) else "diverged" for i in range(len(archs))]
+        if any(m in ctx.init_seconds for m in members):
+            ctx.init_seconds[name] = sum(ctx.init_seconds.get(m, 0.0) for m in members)
 
     gt = [_number(r["final_acc"]) for r in truth]
     table = {"arch": archs, **scores, "ground_truth": gt,
@@ -119,6 +125,8 @@ def main():
     opts = dict(n_boot=params["report"]["bootstrap"], seed=params["seed"])
     rows = [correlation_row(n, scores[n], gt, seconds[n], **opts) for n in scores]
     rows += _over_other_archs(params, args, opts, ctx)
+    for row in rows:  # a one-off cost before the first arch is scored: a predictor's training cells and fit
+        row["init_seconds"] = round(ctx.init_seconds.get(row["estimator"], 0.0), 3)
     with atomic_path(args.correlation) as tmp:
         pd.DataFrame(rows, columns=CORRELATION_COLUMNS).to_csv(tmp, index=False, na_rep="nan")  # as before: "nan"
 

@@ -49,6 +49,9 @@ class _Common:
     def __init__(self, params: dict):
         self.params = params
         self._tables: dict = {}
+        self._zero_cost_docs: dict = {}
+        self.zero_cost_dir: Path | None = None
+        self.init_seconds: dict[str, float] = {}  # one-off costs (a predictor's training cells and fit), by name
 
     def table(self, column: str, archs):
         from nasflow.estimators.table import TableEstimator
@@ -68,29 +71,79 @@ class _Common:
             raise ParamsError("the tabular estimators need bench_search.table or a ground-truth table")
         return release_histories(path, list(archs), schedule)
 
+    def zero_cost_pool(self) -> Path:
+        """The zero-cost scores the hybrid predictors' training cells come from: the `all` arch set if scored,
+        else the `extra` one (never the study's own cells)."""
+        sets = self.params["zero_cost"]["arch_sets"]
+        return self.zero_cost_dir / f"{'all' if 'all' in sets else 'extra'}.json"
+
+    def features(self, names, archs, zero_cost_file) -> tuple[np.ndarray, np.ndarray]:
+        """(len(archs), len(names)) feature values for a hybrid predictor and each arch's cost of computing them:
+        a zero-cost proxy's scores from `zero_cost_file`, a tabular estimator's values from the table."""
+        from nasflow.estimators import registry, zero_cost
+
+        columns, cost = [], np.zeros(len(archs))
+        for name in names:
+            if name in zero_cost.PROXIES:
+                if zero_cost_file not in self._zero_cost_docs:
+                    doc = read_results(zero_cost_file, keys=("arch",))
+                    self._zero_cost_docs[zero_cost_file] = ({r["arch"]: r for r in doc["results"]}, doc)
+                rows, doc = self._zero_cost_docs[zero_cost_file]
+                missing = [a for a in archs if a not in rows]
+                if name not in doc.get("proxies", []) or missing:
+                    raise CheckpointError(f"{zero_cost_file}: no {name} score of "
+                                          f"{missing[0] if missing else 'its cells'} (rerun the zero_cost stage)")
+                found = [Estimate(math.nan if rows[a][name] is None else rows[a][name], rows[a][f"{name}_seconds"])
+                         for a in archs]
+            else:
+                found = registry.get(name)(list(archs), self)
+            columns.append([e.score for e in found])
+            cost += [e.seconds for e in found]
+        return np.array(columns, dtype=np.float64).T.reshape(len(archs), len(names)), cost
+
     def predicted(self, predictor: str, k: int, archs):
-        """Predictions of `archs` by `predictor` trained on k other cells of the ground-truth table (seeded)."""
+        """Predictions of `archs` by `predictor` (`lgb`, or `lgb_<feature set>`: a hybrid reading the set's
+        features too) trained on k other cells of the ground-truth table (seeded); a hybrid's training cells are
+        drawn from the zero-cost pool (zero_cost_pool). Records the one-off cost in `init_seconds`: the training
+        cells' evaluation (recorded times or the cost model) + their features + the fit."""
         import time
 
         from nasflow.bench import load_table
         from nasflow.estimators.predictors import Predictor
+        from nasflow.estimators.table import ground_truth_costs
         from nasflow.spaces import nb201
 
+        name, _, fset = predictor.partition("_")
+        label = f"pred_{predictor}_n{k}"
         gt = self.params["ground_truth"]
         if gt["source"] != "table":
-            raise ParamsError(f"pred_{predictor}_n{k}: trains on a ground-truth table (ground_truth.source: table)")
+            raise ParamsError(f"{label}: trains on a ground-truth table (ground_truth.source: table)")
+        features = self.params["predictors"]["features"].get(fset) if fset else []
+        if features is None:
+            raise ParamsError(f"{label}: no feature set {fset!r} in predictors.features")
+        if features and self.zero_cost_dir is None:
+            raise ParamsError(f"{label}: a hybrid reads the zero_cost stage's scores; it cannot be a search's estimator")
         table = load_table(gt["path"], gt["column"])
         asked = set(archs)
-        others = sorted(a for a in table if a not in asked)
+        pool = self.zero_cost_pool() if features else None
+        candidates = ([r["arch"] for r in read_results(pool, keys=("arch",))["results"]] if pool else list(table))
+        others = sorted(a for a in candidates if a in table and a not in asked)
         if k > len(others):
-            raise ParamsError(f"pred_{predictor}_n{k}: the table has only {len(others)} other cells to train on")
+            raise ParamsError(f"{label}: only {len(others)} other cells {f'in {pool} ' if pool else ''}to train on")
         rng = np.random.default_rng([self.params["seed"], k])
         train = [others[i] for i in rng.choice(len(others), size=k, replace=False)]
-        model = Predictor(predictor, nb201, seed=self.params["seed"]).fit(train, [table[a] for a in train])
+        x_train, train_feature_cost = self.features(features, train, pool) if features else (None, np.zeros(k))
+        x_query, query_feature_cost = (self.features(features, list(archs), self.zero_cost_file) if features
+                                       else (None, np.zeros(len(archs))))
         start = time.perf_counter()
-        scores = model.predict(list(archs))
+        model = Predictor(name, nb201, seed=self.params["seed"]).fit(train, [table[a] for a in train], x_train)
+        fit_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        scores = model.predict(list(archs), x_query)
         per_arch = (time.perf_counter() - start) / max(len(archs), 1)
-        return [Estimate(float(s), per_arch) for s in scores]
+        evaluation, _ = ground_truth_costs(gt["path"], gt["column"], train)
+        self.init_seconds[label] = float(np.sum(evaluation) + train_feature_cost.sum() + fit_seconds)
+        return [Estimate(float(s), per_arch + float(c)) for s, c in zip(scores, query_feature_cost)]
 
     def differentiable(self, method: str) -> dict:
         path = Path("results/search") / f"{method}.json"
@@ -106,6 +159,7 @@ class ResultsContext(_Common):
                  zero_cost_file="results/zero_cost/sampled.json"):
         super().__init__(params)
         self.proxy_dir, self.scores_dir, self.zero_cost_file = Path(proxy_dir), Path(scores_dir), Path(zero_cost_file)
+        self.zero_cost_dir = self.zero_cost_file.parent
         self._docs: dict = {}
 
     def _lookup(self, path: Path, keys, archs, what: str) -> tuple[list[dict], dict]:

@@ -124,7 +124,7 @@ def _frontier(correlation_csv, ground_truth_column):
 
 def _predictor_results(params: dict, path: str) -> list[dict]:
     """The predictors stage's rows, when it ran (predictors.names)."""
-    if not params["predictors"]["names"] or not Path(path).is_file():
+    if not (params["predictors"]["names"] or params["predictors"]["hybrids"]) or not Path(path).is_file():
         return []
     return read_results(path, keys=("predictor", "train_size", "trial", "kendall_tau"), rows="results")["results"]
 

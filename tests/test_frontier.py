@@ -195,3 +195,32 @@ def test_plot_with_only_nan_rows_and_a_title(correlation, tmp_path):
     fig = plot_frontier(tmp_path / "nan.png", table, title="only a dead estimator")
     assert _png(tmp_path / "nan.png") and fig._suptitle.get_text() == "only a dead estimator"
     assert "no estimator to plot" in [t.get_text() for t in fig.axes[0].texts]
+
+
+def test_a_one_off_cost_adds_a_panel_of_the_cost_of_ranking_the_cells(correlation, tmp_path):
+    """init_seconds (a model-based predictor's training cells and fit) goes through the table unchanged; the plot's
+    third panel puts each estimator at n x its cost per arch + its one-off cost, with its own Pareto front."""
+    df, rows = correlation
+    assert (frontier_table(df, FAMILIES, None)["init_seconds"] == 0).all()  # a correlation.csv from before: none
+    rng = np.random.default_rng(3)
+    truth = np.array([r for r in rng.normal(size=30)])
+    pred = correlation_row("pred_lgb_n100", truth + rng.normal(scale=0.2, size=30), truth, [0.001] * 30, n_boot=30)
+    df = pd.concat([df.assign(init_seconds=0.0), pd.DataFrame([{**pred, "init_seconds": 9000.0}])], ignore_index=True)
+    table = frontier_table(df, {**FAMILIES, "pred_lgb_n100": "model-based"}, None)
+    got = table.set_index("estimator")
+    assert got.loc["pred_lgb_n100", "init_seconds"] == 9000.0 and got.loc["synflow", "init_seconds"] == 0.0
+    fig = plot_frontier(tmp_path / "f3.png", table)
+    assert _png(tmp_path / "f3.png")
+    ranking = fig.axes[2]
+    points = {round(float(line.get_xydata()[0][1]), 6): float(line.get_xydata()[0][0])
+              for line in ranking.get_lines() if line.get_gid() == "estimator"}
+    # every row over the 30 sampled archs (not _extra / _all_archs; not the NaN one), at n x cost + one-off cost
+    assert len(points) == 6
+    assert points[round(pred["kendall_tau"], 6)] == pytest.approx(30 * 0.001 + 9000)
+    synflow = got.loc["synflow"]
+    assert points[round(synflow["kendall_tau"], 6)] == pytest.approx(30 * synflow["seconds_per_arch"])
+    assert "one-off" in ranking.get_xlabel() and any(line.get_gid() == "front" for line in ranking.get_lines())
+    # on the per-arch panel the predictor sits at its query cost
+    per_arch = [tuple(line.get_xydata()[0]) for line in fig.axes[0].get_lines() if line.get_gid() == "estimator"]
+    assert (pytest.approx(0.001), pytest.approx(pred["kendall_tau"])) in per_arch
+    assert len(plot_frontier(tmp_path / "f2.png", frontier_table(correlation[0], FAMILIES, None)).axes) == 2

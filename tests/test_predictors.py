@@ -181,3 +181,108 @@ def test_predictor_guided_search_finds_good_cells_within_the_budget(table):
     best = lambda runs: np.mean([r.best_score for r in runs])
     assert best(guided) > best(rs)
     assert guided[0].history == get_strategy("bananas")(nb201, est, budget, 0, predictor="lgb", candidates=50).history
+
+
+def _hybrid_study(tmp_path, table, *, pool=300, sampled=30, hybrids=("rf_zc",), features=None):
+    """A study whose zero_cost stage 'scored' `pool` extra cells and `sampled` study cells with synflow = the table's
+    value (a perfect feature) at 0.25 s per cell; params validated as the stages validate them."""
+    import yaml
+
+    from stages.common import validate_params
+    from tests.test_engines import TINY
+
+    archs = nb201.sample(pool + sampled, seed=5)
+    truth = dict(np.genfromtxt(table, delimiter=",", skip_header=1, usecols=(1, 2), dtype=None, encoding=None).tolist())
+    zc = tmp_path / "results" / "zero_cost"
+    zc.mkdir(parents=True)
+    for name, cells in (("extra", archs[:pool]), ("sampled", archs[pool:])):
+        rows = [{"id": i, "arch": a, "synflow": truth[a], "synflow_seconds": 0.25} for i, a in enumerate(cells)]
+        (zc / f"{name}.json").write_text(json.dumps({"proxies": ["synflow"], "results": rows}))
+    params = yaml.safe_load(yaml.safe_dump(TINY))
+    params.update(ground_truth={"source": "table", "path": str(table), "column": "acc"},
+                  zero_cost={"proxies": ["synflow"], "arch_sets": ["sampled", "extra"], "extra_archs": pool},
+                  predictors={"names": ["rf"], "hybrids": list(hybrids), "features": features or {"zc": ["synflow"]},
+                              "train_sizes": [20, 60], "test_size": 50, "trials": 2})
+    return validate_params(params), archs[pool:], truth, zc
+
+
+def test_a_hybrid_reads_its_features_and_pays_for_them(table, tmp_path):
+    """pred_<predictor>_<feature set>_n<k>: trained on k cells of the zero-cost pool with their features; each
+    query costs the prediction + its features; the one-off cost is the training cells' evaluation + features + fit."""
+    from nasflow.estimators import registry
+    from nasflow.estimators.table import ground_truth_costs
+    from stages.estimation import ResultsContext
+
+    params, archs, truth, zc = _hybrid_study(tmp_path, table)
+    ctx = ResultsContext(params, zero_cost_file=zc / "sampled.json")
+    hybrid = registry.get("pred_rf_zc_n100")(archs, ctx)
+    plain = registry.get("pred_rf_n100")(archs, ctx)
+    y = [truth[a] for a in archs]
+    tau = lambda found: stats.kendalltau([e.score for e in found], y).statistic
+    assert tau(hybrid) > 0.9 > tau(plain)  # the feature is the target: the hybrid ranks by it
+    assert all(0.25 <= e.seconds < 0.25 + 0.05 for e in hybrid) and all(e.seconds < 0.05 for e in plain)
+    # the training cells: k of the pool (not the study's cells), drawn as predicted() draws them
+    pool = sorted(r["arch"] for r in json.loads((zc / "extra.json").read_text())["results"])
+    train = [pool[i] for i in np.random.default_rng([params["seed"], 100]).choice(len(pool), 100, replace=False)]
+    evaluation = ground_truth_costs(str(table), "acc", train)[0].sum()
+    assert 0 < ctx.init_seconds["pred_rf_zc_n100"] - (evaluation + 100 * 0.25) < 10  # + the fit's seconds
+    assert 0 < ctx.init_seconds["pred_rf_n100"] - ground_truth_costs(str(table), "acc", [
+        a for a in [sorted(a for a in nb201.enumerate_all() if a not in set(archs))[i] for i in
+                    np.random.default_rng([params["seed"], 100]).choice(15625 - len(archs), 100, replace=False)]])[0].sum() < 10
+    with pytest.raises(Exception, match="only 300 other cells"):
+        registry.get("pred_rf_zc_n400")(archs, ctx)
+
+
+def test_the_predictors_stage_runs_hybrids_on_the_pool(table, tmp_path):
+    """The stage's hybrid rows: the pool's cells, the features' cost in both costs, shards that change nothing."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    params, _, _, zc = _hybrid_study(tmp_path, table)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
+    def stage(shard):
+        out = tmp_path / f"p-{shard.replace('/', '-')}.json"
+        subprocess.run([sys.executable, "-m", "stages.predictors", "--params", str(tmp_path / "params.yaml"),
+                        "--zero-cost-dir", str(zc), "--shard", shard, "--out", str(out)], check=True,
+                       capture_output=True, text=True)
+        return json.loads(out.read_text())["results"]
+
+    whole = stage("0/1")
+    assert [(r["predictor"], r["train_size"], r["trial"]) for r in whole] == [
+        (p, n, t) for p in ("rf", "rf_zc") for n in (20, 60) for t in range(2)]
+    hybrid = [r for r in whole if r["predictor"] == "rf_zc"]
+    assert all(r["pool"] == 300 and r["feature_seconds"] == 0.25 and r["query_seconds"] >= 0.25 for r in hybrid)
+    assert all(r["pool"] == 15625 and r["feature_seconds"] == 0 for r in whole if r["predictor"] == "rf")
+    assert all(r["init_seconds"] > r["train_size"] * 0.25 + r["fit_seconds"] for r in hybrid)
+    mean_tau = lambda rows: np.mean([r["kendall_tau"] for r in rows])
+    assert mean_tau(hybrid) > mean_tau([r for r in whole if r["predictor"] == "rf"]) + 0.1  # the perfect feature, read
+    split = sorted(stage("0/2") + stage("1/2"), key=lambda r: r["id"])
+    strip = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]
+    assert strip(split) == strip(whole)
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"hybrids": ["rf_nope"]}, "no feature set 'nope'"),
+    ({"features": {"zc": ["zen"]}}, "add it to zero_cost.proxies"),
+    ({"features": {"zc": ["proxy_bpe1"]}}, "a feature is a zero-cost proxy or a tabular estimator"),
+    ({"features": {"zc": ["nonsense_x"]}}, "unknown estimator"),
+])
+def test_bad_hybrid_settings_fail_in_one_line(table, tmp_path, change, needle):
+    import yaml
+
+    from nasflow.errors import ParamsError
+    from stages.common import validate_params
+
+    params, _, _, _ = _hybrid_study(tmp_path, table)
+    bad = yaml.safe_load(yaml.safe_dump(params))
+    bad["predictors"].update(change)
+    with pytest.raises(ParamsError) as e:
+        validate_params(bad)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+    bad = yaml.safe_load(yaml.safe_dump(params))
+    bad["zero_cost"]["arch_sets"] = ["sampled"]
+    with pytest.raises(ParamsError, match="extra or all"):
+        validate_params(bad)

@@ -37,7 +37,7 @@ FAMILY_STYLE = {
 SUFFIXES = ("_all_archs", "_extra")  # the same estimator over every NB201 cell / over the extra cells
 
 COLUMNS = ("estimator", "family", "n", "kendall_tau", "kendall_tau_low", "kendall_tau_high", "spearman_rho",
-           "seconds_per_arch", "on_front", "published_metric", "published_value", "published_source")
+           "seconds_per_arch", "init_seconds", "on_front", "published_metric", "published_value", "published_source")
 CORRELATION_COLUMNS = ("estimator", "n", "kendall_tau", "kendall_tau_low", "kendall_tau_high", "spearman_rho",
                        "seconds_per_arch")  # what the frontier reads of results/correlation.csv
 METRIC_LABELS = {"kendall_tau": "Kendall τ", "spearman_rho": "Spearman ρ"}
@@ -134,6 +134,9 @@ def frontier_table(correlation: pd.DataFrame, families: Mapping[str, str],
         raise CheckpointError("correlation table: a negative seconds_per_arch (a cost is at least 0)")
 
     table = correlation.loc[:, list(CORRELATION_COLUMNS)].copy()
+    # one-off costs (a model-based predictor's training cells and fit); a correlation.csv from before has none
+    table["init_seconds"] = (correlation["init_seconds"].fillna(0.0).astype(float) if "init_seconds" in correlation
+                             else 0.0)
     table.insert(1, "family", [families[base_name(n)] for n in names])
     records = table.to_dict("records")
     front = set(_front(records, "kendall_tau"))
@@ -168,6 +171,8 @@ def frontier_notes(table: pd.DataFrame) -> list[str]:
              "high for at most its cost (one of the two strictly), among the estimators over the sampled archs (rows "
              "over other cells, _all_archs and _extra, are not compared); without a finite τ or cost, not on it. A "
              "cost of 0 s is a table look-up.",
+             "init_seconds: a one-off cost before the first arch is scored (a model-based predictor: evaluating its "
+             "training cells, their features, the fit); the plot's third panel adds it to n x the cost per arch.",
              "published_*: the value published for the same estimator and ground truth (../shared/REFERENCE.md), "
              "to read ours against; n is the number of cells ours is over."]
     anchored = [r for r in table.to_dict("records") if _finite(r["published_value"])]
@@ -194,7 +199,7 @@ def add_frontier_sheet(wb, table: pd.DataFrame) -> None:
                 _fmt(cell, CORR)
             elif column == "n":
                 _fmt(cell, "0")
-            elif column == "seconds_per_arch":  # costs span decades: each its own format
+            elif column in ("seconds_per_arch", "init_seconds"):  # costs span decades: each its own format
                 _fmt(cell, seconds_format(cell.value))
     _finish_sheet(ws, freeze="B2")
     ws.append([])  # after the widths: the notes spill over the empty cells to their right
@@ -255,33 +260,56 @@ def _draw_panel(ax, points: list[dict], metric: str, x_of, n_usual, right: float
     return xs, ys, texts, colours
 
 
+def _ranking_cost_rows(rows: list[dict]) -> list[dict]:
+    """The rows over the sampled archs with the cost of ranking all n of them, one-off costs included, as their
+    cost (n x seconds per arch + init_seconds); no published anchors (those are per-arch comparisons)."""
+    out = []
+    for r in rows:
+        if str(r["estimator"]).endswith(SUFFIXES) or not (_finite(r["n"]) and _finite(r["seconds_per_arch"])):
+            continue
+        init = float(r["init_seconds"]) if _finite(r.get("init_seconds")) else 0.0
+        out.append({**r, "seconds_per_arch": int(r["n"]) * float(r["seconds_per_arch"]) + init,
+                    "published_metric": None, "published_value": math.nan})
+    return out
+
+
 def plot_frontier(path, table: pd.DataFrame, title: str | None = None):
     """Two panels: Kendall τ (95% bootstrap interval) and Spearman ρ of every estimator against its cost per arch
     (log scale), coloured and marked by family, each labelled; the Pareto front of each panel as a dashed step line;
     a published value as a hollow marker at our estimator's cost, joined to ours. A cost of 0 (a table look-up)
     sits at the left edge, its tick labelled 0; rows without a finite value or cost are left out (named in a
-    box). `table`: frontier_table's."""
+    box). When an estimator has a one-off cost (`init_seconds`: a model-based predictor's training cells and fit),
+    a third panel shows τ against the cost of ranking the n archs, n x cost per arch + the one-off cost, so a
+    predictor's cheap queries are seen with what it took to train it. `table`: frontier_table's."""
     from matplotlib.lines import Line2D
 
     _check_table(table, "frontier plot")
     rows = table.to_dict("records")
     drawn = {m: [r for r in rows if _finite(r[m]) and _finite(r["seconds_per_arch"])] for m in METRIC_LABELS}
-    costs = [float(r["seconds_per_arch"]) for m in drawn for r in drawn[m]]
-    positive = [c for c in costs if c > 0]
-    lo, hi = _decade_limits(positive) if positive else (1e-3, 1.0)
-    zero_x = lo / 10 if 0 in costs else None  # a decade left of the cheapest positive cost: a visible gap
-
-    def x_of(cost) -> float:
-        return float(cost) if cost > 0 else zero_x
-
+    ranking = _ranking_cost_rows(drawn["kendall_tau"])
+    with_init = any(_finite(r["init_seconds"]) and r["init_seconds"] > 0 for r in ranking)
+    panels = [(metric, drawn[metric], f"{METRIC_LABELS[metric]} against cost", "cost per arch")
+              for metric in METRIC_LABELS]
+    if with_init:
+        panels.append(("kendall_tau", ranking, "Kendall τ against the cost of ranking the n archs",
+                       "n x cost per arch + one-off cost"))
     ns = Counter(int(r["n"]) for m in drawn for r in drawn[m] if _finite(r["n"]))
     n_usual = ns.most_common(1)[0][0] if ns else None
-    fig = _figure(figsize=(13, 5.2))
-    axes = fig.subplots(1, 2)
+    fig = _figure(figsize=(13 if not with_init else 19, 5.2))
+    axes = fig.subplots(1, len(panels))
     labels = []
-    for ax, metric in zip(axes, METRIC_LABELS):
-        labels.append(_draw_panel(ax, drawn[metric], metric, x_of, n_usual, hi))
-        if not drawn[metric]:
+    for k, (ax, (metric, points, panel_title, what)) in enumerate(zip(axes, panels)):
+        # the two per-arch panels share one axis; the ranking-cost panel has its own
+        costs = [float(r["seconds_per_arch"]) for r in (points if k == 2 else drawn["kendall_tau"] + drawn["spearman_rho"])]
+        positive = [c for c in costs if c > 0]
+        lo, hi = _decade_limits(positive) if positive else (1e-3, 1.0)
+        zero_x = lo / 10 if 0 in costs else None  # a decade left of the cheapest positive cost: a visible gap
+
+        def x_of(cost, zero_x=zero_x) -> float:
+            return float(cost) if cost > 0 else zero_x
+
+        labels.append(_draw_panel(ax, points, metric, x_of, n_usual, hi))
+        if not points:
             ax.text(0.5, 0.5, "no estimator to plot", transform=ax.transAxes, ha="center", va="center",
                     color="grey", gid="empty", bbox={"fc": "white", "ec": "none"})
         ax.set_xscale("log")
@@ -290,11 +318,11 @@ def plot_frontier(path, table: pd.DataFrame, title: str | None = None):
         if zero_x is not None:
             _mark_zero_cost(ax.xaxis, zero_x, lo)
             ax.axvline(zero_x * 10 ** 0.5, color="grey", lw=0.8, ls=(0, (1, 3)))  # where the log axis starts
-        ax.set_xlabel("cost per arch (seconds, log scale" + ("; 0 = a table look-up, at the left edge)"
-                                                            if zero_x is not None else ")"))
+        ax.set_xlabel(f"{what} (seconds, log scale" + ("; 0 = a table look-up, at the left edge)"
+                                                        if zero_x is not None else ")"))
         interval = " (95% bootstrap interval)" if metric == "kendall_tau" else ""
         ax.set_ylabel(f"{METRIC_LABELS[metric]} vs ground truth{interval}")
-        ax.set_title(f"{METRIC_LABELS[metric]} against cost", fontsize=9)
+        ax.set_title(panel_title, fontsize=9)
         ax.grid(alpha=0.3)
         ax.grid(alpha=0.12, which="minor")
     present = [f for f in FAMILIES if any(r["family"] == f for m in drawn for r in drawn[m])]
@@ -305,8 +333,8 @@ def plot_frontier(path, table: pd.DataFrame, title: str | None = None):
     if any(r["published_metric"] == m and _finite(r["published_value"]) for m in drawn for r in drawn[m]):
         handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="black", ms=7, label="published (hollow)"))
     if handles:
-        axes[1].legend(handles=handles, fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0,
-                       title="family", title_fontsize=7.5)
+        axes[-1].legend(handles=handles, fontsize=7.5, loc="upper left", bbox_to_anchor=(1.02, 1),
+                        borderaxespad=0, title="family", title_fontsize=7.5)
     n_text = f"n = {n_usual:,} archs unless labelled" if n_usual is not None else "no estimator"
     fig.suptitle(title or f"Cost–quality frontier of the performance estimators ({n_text})", fontsize=10)
     fig.tight_layout()

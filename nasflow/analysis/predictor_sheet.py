@@ -5,8 +5,8 @@ from pathlib import Path
 
 from nasflow.estimators.predictors import summarize
 
-COLUMNS = ("predictor", "train_size", "trials", "kendall_tau", "kendall_tau_std", "spearman_rho", "precision_at_10",
-           "regret", "mae", "init_seconds", "fit_seconds", "query_seconds")
+COLUMNS = ("predictor", "train_size", "trials", "pool", "kendall_tau", "kendall_tau_std", "spearman_rho",
+           "precision_at_10", "regret", "mae", "init_seconds", "fit_seconds", "query_seconds", "feature_seconds")
 
 
 def summary_rows(results: list[dict]) -> list[dict]:
@@ -15,6 +15,8 @@ def summary_rows(results: list[dict]) -> list[dict]:
     for row in rows:
         mine = [r for r in results if (r["predictor"], r["train_size"]) == (row["predictor"], row["train_size"])]
         row["init_seconds"] = sum(r["init_seconds"] for r in mine) / len(mine)
+        row["feature_seconds"] = sum(r.get("feature_seconds", 0.0) for r in mine) / len(mine)
+        row["pool"] = mine[0].get("pool")
     return rows
 
 
@@ -29,8 +31,10 @@ def add_sheet(xlsx: str | Path, results: list[dict], cost_source: str) -> None:
     for row in summary_rows(results):
         ws.append([row[c] for c in COLUMNS])
     ws.append([])
-    ws.append(["init_seconds: evaluating the training cells (" + cost_source + ") + the fit; query_seconds: "
-               "predicting one cell; metrics on held-out cells, mean over trials"])
+    ws.append(["init_seconds: evaluating the training cells (" + cost_source + ") + a hybrid's features of them + "
+               "the fit; query_seconds: predicting one cell + its features (feature_seconds); metrics on held-out "
+               "cells, mean over trials; pool: the cells training and test cells are drawn from (the whole table, "
+               "or for a hybrid <predictor>_<feature set> the cells with zero-cost scores)"])
     wb.save(xlsx)
 
 
@@ -46,8 +50,10 @@ def plot_learning_curves(results: list[dict], path: str | Path, references: dict
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name in dict.fromkeys(r["predictor"] for r in rows):
         mine = [r for r in rows if r["predictor"] == name]
+        hybrid = "_" in name  # <predictor>_<feature set>: dashed, beside its encoding-only line
         ax.errorbar([r["train_size"] for r in mine], [r["kendall_tau"] for r in mine],
-                    yerr=[r["kendall_tau_std"] for r in mine], marker="o", capsize=2, label=name)
+                    yerr=[r["kendall_tau_std"] for r in mine], marker="s" if hybrid else "o", capsize=2, label=name,
+                    ls="--" if hybrid else "-")
     by_tau: dict[float, list[str]] = {}  # estimators with the same τ share one line and one label
     for label, tau in (references or {}).items():
         by_tau.setdefault(round(tau, 3), []).append(label)

@@ -1,19 +1,24 @@
 # Model-based predictors trained on cells of the ground-truth table, sharded over predictor x size x trial.
 PREDICTORS = config["predictors"]
 PREDICTOR_OUTPUTS = ["results/predictors.json"]  # empty results when predictors.names is [] (as under DVC)
-PREDICTOR_SHARDS = PREDICTORS["shards"] if PREDICTORS["names"] else 1
+PREDICTOR_SHARDS = PREDICTORS["shards"] if PREDICTORS["names"] or PREDICTORS["hybrids"] else 1
+# the hybrids train on the cells the zero_cost stage scored beyond the study's own (stages.estimation.zero_cost_pool)
+HYBRID_POOL = (["results/zero_cost/" + ("all" if "all" in config["zero_cost"]["arch_sets"] else "extra") + ".json"]
+               if PREDICTORS["hybrids"] else [])
 
 
 rule predictors:
     input:
         table=TABLE_INPUT,
-        code=code("stages/predictors.py", "nasflow/estimators/predictors.py", "nasflow/estimators/table.py",
+        zero_cost=HYBRID_POOL,
+        code=code("stages/predictors.py", "stages/estimation.py", "nasflow/estimators/predictors.py", "nasflow/estimators/table.py",
                   "nasflow/spaces/encodings.py", "nasflow/bench.py") + STAGE_CODE,
     output:
         "results/predictors/shard-{i}-of-{n}.json",
     params:
         predictors=PREDICTORS,
         ground_truth=config["ground_truth"],
+        zero_cost=config["zero_cost"],
         seed=config["seed"],
     threads: 1
     log:
