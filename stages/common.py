@@ -167,8 +167,9 @@ def _check_hybrids(params: dict, source: str) -> None:
     """The hybrid predictors (predictors.hybrids, pred_<predictor>_<set>_n<k>) name feature sets of
     predictors.features, whose members are zero-cost proxies the zero_cost stage scores on the cells they need, or
     tabular estimators."""
-    from nasflow.estimators import registry, zero_cost
+    from nasflow.estimators import registry
 
+    proxies = _schema()["properties"]["zero_cost"]["properties"]["proxies"]["items"]["enum"]  # no torch import here
     pr, zc = params["predictors"], params["zero_cost"]
     uses = [("predictors.hybrids", h, h.partition("_")[2]) for h in pr["hybrids"]]
     for name in params["estimators"]["extra"] + params["search"]["estimators"]:
@@ -186,7 +187,7 @@ def _check_hybrids(params: dict, source: str) -> None:
     for fset, members in pr["features"].items():
         for m in members:
             where = f"{source}: predictors.features.{fset}: {m}"
-            if m in zero_cost.PROXIES:
+            if m in proxies:
                 if m not in zc["proxies"]:
                     raise ParamsError(f"{where}: the zero_cost stage computes it: add it to zero_cost.proxies")
                 if not {"extra", "all"} & set(zc["arch_sets"]):

@@ -80,11 +80,11 @@ class _Common:
     def features(self, names, archs, zero_cost_file) -> tuple[np.ndarray, np.ndarray]:
         """(len(archs), len(names)) feature values for a hybrid predictor and each arch's cost of computing them:
         a zero-cost proxy's scores from `zero_cost_file`, a tabular estimator's values from the table."""
-        from nasflow.estimators import registry, zero_cost
+        from nasflow.estimators import registry
 
         columns, cost = [], np.zeros(len(archs))
         for name in names:
-            if name in zero_cost.PROXIES:
+            if name in self.params["zero_cost"]["proxies"]:  # (validated: a proxy feature is one of them)
                 if zero_cost_file not in self._zero_cost_docs:
                     doc = read_results(zero_cost_file, keys=("arch",))
                     self._zero_cost_docs[zero_cost_file] = ({r["arch"]: r for r in doc["results"]}, doc)
