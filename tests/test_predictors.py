@@ -40,6 +40,33 @@ def test_encodings_on_hand_made_cells():
     assert types.sum() == 8
 
 
+def test_darts_path_encoding_on_a_hand_made_genotype():
+    """Paths from each cell input through the intermediate nodes, listed by hand (15 in the normal cell)."""
+    normal = [("sep_conv_3x3", 0), ("skip_connect", 1), ("max_pool_3x3", 2), ("avg_pool_3x3", 0),
+              ("dil_conv_3x3", 3), ("sep_conv_5x5", 1), ("dil_conv_5x5", 4), ("skip_connect", 2)]
+    reduce = [("max_pool_3x3", 0), ("max_pool_3x3", 1)] * 4  # nodes 3-5 read only the cell inputs: 8 paths, 2 distinct
+    g = darts.format(darts.Genotype(tuple(normal), (2, 3, 4, 5), tuple(reduce), (2, 3, 4, 5)))
+    s, m, a, d3, s5, d5, k = ("sep_conv_3x3", "max_pool_3x3", "avg_pool_3x3", "dil_conv_3x3", "sep_conv_5x5",
+                              "dil_conv_5x5", "skip_connect")
+    by_hand = {(0, (s,)), (1, (k,)), (0, (s, m)), (1, (k, m)), (0, (a,)), (0, (s, m, d3)), (1, (k, m, d3)),
+               (0, (a, d3)), (1, (s5,)), (0, (s, m, d3, d5)), (1, (k, m, d3, d5)), (0, (a, d3, d5)), (1, (s5, d5)),
+               (0, (s, k)), (1, (k, k))}
+    bits = encodings.darts_paths(g)
+    block = len(encodings._DARTS_SEQUENCES)
+    assert bits.shape == (11200,) == (encodings.N_DARTS_PATH_BITS,) and bits.sum() == len(by_hand) + 2
+    assert {(i, seq) for i in (0, 1) for seq, j in encodings._DARTS_SEQUENCES.items() if bits[i * block + j]} == by_hand
+    assert bits[2 * block + encodings._DARTS_SEQUENCES[(m,)]] == bits[3 * block + encodings._DARTS_SEQUENCES[(m,)]] == 1
+    # the two inputs of a node in the other order: the same network, the same paths (the one-hot differs)
+    swapped = list(normal)
+    swapped[4], swapped[5] = swapped[5], swapped[4]
+    g2 = darts.format(darts.Genotype(tuple(swapped), (2, 3, 4, 5), tuple(reduce), (2, 3, 4, 5)))
+    assert (encodings.darts_paths(g2) == bits).all()
+    x = encodings.encode_many(darts, darts.sample(5, seed=1), "path")
+    assert x.shape == (5, 11200) and (x.sum(1) > 0).all()
+    with pytest.raises(Exception, match="defined for NB201 and DARTS"):
+        encodings.encode_many(mobilenet, mobilenet.sample(1, seed=0), "path")
+
+
 @pytest.mark.parametrize("space,width", [(nb201, 30), (darts, 152), (mobilenet, 141)])
 def test_onehot_round_trip(space, width):
     for arch in space.sample(30, seed=3):

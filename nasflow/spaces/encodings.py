@@ -7,6 +7,11 @@
     nb201_paths(arch)        NB201's path encoding (BANANAS, White et al. 2021): one bit per sequence of ops
                              along some input -> output path of the cell whose ops are all not `none`: the 4
                              non-none ops give 4 + 16 + 64 = 84 possible sequences of lengths 1 to 3.
+    darts_paths(arch)        DARTS's path encoding (BANANAS' DARTS variant, untruncated): per cell (normal,
+                             reduce) and cell input (c_{k-2}, c_{k-1}), one bit per sequence of ops along some
+                             path from that input through intermediate nodes to a node of the cell's concat: 7 ops,
+                             lengths 1 to 4, so 2 x 2 x (7 + 49 + 343 + 2,401) = 11,200 bits (sparse: a genotype
+                             sets a few dozen).
     nb201_graph(arch)        the cell as an op-on-node DAG (for a GCN): 8 nodes (input, one per edge, output),
                              adjacency and one-hot node types (input, output, the 5 ops).
 
@@ -23,7 +28,7 @@ from types import ModuleType
 import numpy as np
 
 from nasflow.errors import ParamsError
-from nasflow.spaces import nb201
+from nasflow.spaces import darts, nb201
 
 KINDS = ("onehot", "path")
 
@@ -69,6 +74,30 @@ def nb201_paths(arch: str) -> np.ndarray:
     return out
 
 
+_DARTS_SEQUENCES = {seq: i for i, seq in enumerate(s for n in (1, 2, 3, 4)
+                                                  for s in product(darts.CELL_OPS, repeat=n))}
+_DARTS_BLOCK = len(_DARTS_SEQUENCES)  # 2,800 sequences per (cell, input)
+N_DARTS_PATH_BITS = len(darts.CELLS) * 2 * _DARTS_BLOCK  # 11,200
+
+
+def _darts_cell_paths(pairs, concat) -> set[tuple[int, tuple[str, ...]]]:
+    """(cell input, op sequence) of every path from a cell input to a node of `concat`."""
+    into: dict[int, list[tuple[int, tuple[str, ...]]]] = {}
+    for k, node in enumerate(darts.NODES):  # nodes in order: a node's inputs come before it
+        into[node] = [p for (op, j) in pairs[2 * k:2 * k + 2]
+                      for p in ([(j, (op,))] if j < 2 else [(i, seq + (op,)) for i, seq in into[j]])]
+    return {p for node in concat for p in into[node]}
+
+
+def darts_paths(arch) -> np.ndarray:
+    g = darts.parse(arch)
+    out = np.zeros(N_DARTS_PATH_BITS, dtype=np.float32)
+    for c, (pairs, concat) in enumerate(((g.normal, g.normal_concat), (g.reduce, g.reduce_concat))):
+        for inp, seq in _darts_cell_paths(pairs, concat):
+            out[(2 * c + inp) * _DARTS_BLOCK + _DARTS_SEQUENCES[seq]] = 1.0
+    return out
+
+
 GRAPH_TYPES = ("input", "output", *nb201.OPS)
 
 
@@ -96,7 +125,8 @@ def encode_many(space: ModuleType, archs, kind: str = "onehot") -> np.ndarray:
     if kind not in KINDS:
         raise ParamsError(f"encoding {kind!r}: known {', '.join(KINDS)}")
     if kind == "path":
-        if space.NAME != "nb201":
-            raise ParamsError(f"the path encoding is defined for NB201 cells; the {space.NAME} space has onehot")
-        return np.stack([nb201_paths(a) for a in archs])
+        paths = {"nb201": nb201_paths, "darts": darts_paths}.get(space.NAME)
+        if paths is None:  # a chain of blocks has one path: its one-hot says it all
+            raise ParamsError(f"the path encoding is defined for NB201 and DARTS cells; the {space.NAME} space has onehot")
+        return np.stack([paths(a) for a in archs])
     return np.stack([onehot(space, a) for a in archs])
