@@ -7,7 +7,9 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+
 configfile: "params.yaml"
+
 
 if workflow.overwrite_configfiles:
     # a study file given with --configfile replaces params.yaml instead of being merged into it key by key

@@ -22,7 +22,6 @@ from nasflow import bench, bench_build  # noqa: E402
 from nasflow.spaces import nb201  # noqa: E402
 from tests import release_fixtures as rf  # noqa: E402
 
-
 _TEMPLATES: dict = {}
 
 

@@ -6,7 +6,7 @@ Two formats, told apart by the file name:
   accuracies and losses per dataset, split, schedule and seed, per-epoch curves, recorded training times.
   Columnar, so a study reads only the columns it names (milliseconds), where the official API file needs
   ~28 GB of memory.
-- `*.csv`: `index, arch, <value columns…>` (the layout of the development table; see the README's Data section).
+- `*.csv`: `index, arch, <value columns…>` (the layout of the development table; see docs/data.md).
 
 Column names keep one meaning in both: `cifar10_test_acc_200ep`, `cifar10_valid_acc_200ep`, … (ALIASES).
 """

@@ -27,8 +27,19 @@ import time
 from pathlib import Path
 
 from nasflow.errors import CheckpointError, ParamsError
-from stages.common import (claim, configure_torch, load_params, main_guard, parser, provenance, read_json,
-                           read_results, training_options, write_json, atomic_path)
+from stages.common import (
+    atomic_path,
+    claim,
+    configure_torch,
+    load_params,
+    main_guard,
+    parser,
+    provenance,
+    read_json,
+    read_results,
+    training_options,
+    write_json,
+)
 
 OUT = Path("results/bpe_search")
 COLUMNS_AFTER = ["n", "kendall_tau", "spearman_rho", "seconds_per_arch", "gpu_hours_per_arch"]

@@ -20,8 +20,16 @@ import sys
 import time
 
 from nasflow.errors import ParamsError
-from stages.common import (claim, configure_torch, load_params, main_guard, parser, provenance, training_options,
-                           write_json)
+from stages.common import (
+    claim,
+    configure_torch,
+    load_params,
+    main_guard,
+    parser,
+    provenance,
+    training_options,
+    write_json,
+)
 from stages.training import load_splits, work_dir
 
 # key -> run_search keyword (None: not passed through)

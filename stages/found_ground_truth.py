@@ -6,8 +6,19 @@ retrained pick that diverges gets NaN with `ground_truth_status: diverged`."""
 import math
 import time
 
-from stages.common import (claim, configure_torch, load_params, main_guard, parse_shard, parser, provenance,
-                           read_results, search_names, training_options, write_json)
+from stages.common import (
+    claim,
+    configure_torch,
+    load_params,
+    main_guard,
+    parse_shard,
+    parser,
+    provenance,
+    read_results,
+    search_names,
+    training_options,
+    write_json,
+)
 from stages.training import load_splits, work_dir
 
 

@@ -18,8 +18,18 @@ import pandas as pd
 
 from nasflow.analysis import frontier, html, report
 from nasflow.errors import CheckpointError
-from stages.common import (atomic_path, load_params, main_guard, parser, provenance, proxy_setting, read_results,
-                           supernet_estimators, table_path, write_json)
+from stages.common import (
+    atomic_path,
+    load_params,
+    main_guard,
+    parser,
+    provenance,
+    proxy_setting,
+    read_results,
+    supernet_estimators,
+    table_path,
+    write_json,
+)
 
 
 def _read_csv(path, columns=(), nonempty=False) -> list[dict]:

@@ -12,10 +12,14 @@ import bz2
 import collections
 import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nasflow.spaces import nb201
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SEEDS = {"12": {"cifar10-valid": [111, 777], "cifar10": [111], "cifar100": [111], "ImageNet16-120": [111]},
          "200": {d: [777, 888, 999] for d in ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")}}

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nasflow import bench, bench_build
+from nasflow import bench
 from nasflow.cli import main
 from nasflow.spaces import nb201
 from tests import release_fixtures as rf

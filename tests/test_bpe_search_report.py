@@ -9,8 +9,15 @@ import pytest
 from openpyxl import Workbook, load_workbook
 from scipy import stats
 
-from nasflow.analysis.report import (add_bpe_search_sheets, most_important, pareto_front, plot_bpe_search_cost,
-                                     plot_importance, plot_objective_2d, pruned_per_round)
+from nasflow.analysis.report import (
+    add_bpe_search_sheets,
+    most_important,
+    pareto_front,
+    plot_bpe_search_cost,
+    plot_importance,
+    plot_objective_2d,
+    pruned_per_round,
+)
 from nasflow.errors import CheckpointError, ParamsError
 
 ARCHS = ["a0", "a1", "a2", "a3"]

@@ -32,6 +32,7 @@ def test_a_search_estimator_may_name_the_budget_searchs_choice(tmp_path, monkeyp
     # before the search ran: Snakemake names the file (params known at DAG time), the stage says what is missing
     assert estimator_setting(params, "proxy_bpe_search", resolve=False)["values"] == "results/bpe_search/best.json"
     import pytest
+
     from nasflow.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match="missing input file: results/bpe_search/best.json"):

@@ -4,11 +4,11 @@ wheel, whose pin of jsonschema<4 keeps the package itself out of this venv) and 
 the licence is Apache-2.0 everywhere it is stated; the changelog's first entry is the current version."""
 import json
 import re
-import tomllib
 from pathlib import Path
 
 import jsonschema
 import pytest
+import tomllib
 import yaml
 
 import nasflow

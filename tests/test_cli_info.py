@@ -65,7 +65,7 @@ def test_info_accepts_a_nas_bench_201_index():
     result = nasflow("info", "--arch", "0", "--arch", " 15624 ", "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert rows[0] == {"arch": INDEX0, "params": 129306, "flops": 15647370}  # the README's "index 0"
+    assert rows[0] == {"arch": INDEX0, "params": 129306, "flops": 15647370}  # docs/estimators.md's "index 0"
     # row 15624 of the benchmark's table (the benchmark's order, not itertools.product's)
     assert rows[1]["arch"] == "|nor_conv_1x1~0|+|none~0|nor_conv_1x1~1|+|none~0|nor_conv_1x1~1|nor_conv_1x1~2|"
 

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from nasflow.counting import count_flops, count_params
-from nasflow.models.nb201 import InferCell, TinyNetwork
 from nasflow.models import nb201 as nb201_net
+from nasflow.models.nb201 import InferCell, TinyNetwork
 from nasflow.models.ops import ReLUConvBN, Zero
 from nasflow.spaces import nb201
 

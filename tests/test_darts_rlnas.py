@@ -10,8 +10,14 @@ import torch
 
 from nasflow.data import load_dataset
 from nasflow.errors import ArchError
-from nasflow.estimators.darts_angle import (PATH_EDGES, PATHS, DartsAngleScorer, darts_angle,
-                                            darts_angle_vector, darts_kept_paths)
+from nasflow.estimators.darts_angle import (
+    PATH_EDGES,
+    PATHS,
+    DartsAngleScorer,
+    darts_angle,
+    darts_angle_vector,
+    darts_kept_paths,
+)
 from nasflow.estimators.rlnas import SupernetScorer, build_supernet, train_supernet
 from nasflow.models.darts_supernet import DartsSupernet, arch_to_edge_ops
 from nasflow.search.rlnas_evolution import evolution_search

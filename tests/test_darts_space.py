@@ -14,8 +14,7 @@ import torch
 from nasflow.counting import count_flops, count_params
 from nasflow.errors import ArchError, ParamsError
 from nasflow.models import darts as darts_net
-from nasflow.spaces import available_spaces, get_space
-from nasflow.spaces import darts
+from nasflow.spaces import available_spaces, darts, get_space
 
 torch.set_num_threads(1)
 

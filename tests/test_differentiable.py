@@ -8,8 +8,7 @@ import torch.nn.functional as F
 from nasflow.data import load_dataset
 from nasflow.errors import CheckpointError, ParamsError
 from nasflow.models.nb201_search import NB201SearchNetwork, gumbel_hard_weights
-from nasflow.search.differentiable import (METHODS, darts_v2_arch_grad, hessian_vector_product,
-                                           run_search)
+from nasflow.search.differentiable import METHODS, darts_v2_arch_grad, hessian_vector_product, run_search
 from nasflow.spaces import nb201 as space
 from nasflow.train import seed_everything
 

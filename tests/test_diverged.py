@@ -1,10 +1,8 @@
 """A diverged run is never a score: training, supernets and differentiable searches stop on a non-finite loss
 and say `status: diverged`; estimates.csv leaves the cell empty, correlations count finite pairs only,
 searches treat a diverged arch as the worst, the report lists it, and the whole DAG still finishes."""
-import csv
 import json
 import math
-import subprocess
 import sys
 
 import numpy as np

@@ -192,6 +192,7 @@ def test_stage_config_and_params_validation():
     import copy
 
     import yaml
+
     from stages.common import ROOT, validate_params
 
     params = yaml.safe_load((ROOT / "params" / "paper-darts-cifar10.yaml").read_text())

@@ -248,7 +248,7 @@ def test_snakemake_runs_the_study_then_does_nothing(tmp_path, engine_env):
     assert chosen == {a["arch"]: float(a["accuracy"]) for a in accs if a["setting"] == best["setting"]}  # the cache
     assert "Budget search (bpe_search" in said and f"chose {best['setting']}" in said
 
-    # switching to DVC as the README says: the choice into params.yaml (DVC reads params from there only), adopt
+    # switching to DVC as docs/engines.md says: the choice into params.yaml (DVC reads params from there only), adopt
     # what Snakemake made, then `dvc repro` runs only what it skipped (bench_search: the Snakefile leaves it out
     # without a table) and reruns nothing Snakemake ran
     run([sys.executable, "-m", "stages.bpe_search", "adopt"], study, engine_env)

@@ -9,8 +9,15 @@ import pytest
 from openpyxl import Workbook, load_workbook
 
 from nasflow.analysis.correlation import correlation_row
-from nasflow.analysis.frontier import (COLUMNS, CORRELATION_COLUMNS, PUBLISHED, add_frontier_sheet, base_name,
-                                       frontier_table, plot_frontier)
+from nasflow.analysis.frontier import (
+    COLUMNS,
+    CORRELATION_COLUMNS,
+    PUBLISHED,
+    add_frontier_sheet,
+    base_name,
+    frontier_table,
+    plot_frontier,
+)
 from nasflow.analysis.report import seconds_format
 from nasflow.errors import ParamsError
 

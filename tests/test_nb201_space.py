@@ -7,8 +7,7 @@ import random
 import pytest
 
 from nasflow.errors import ArchError, ParamsError
-from nasflow.spaces import available_spaces, get_space
-from nasflow.spaces import nb201
+from nasflow.spaces import available_spaces, get_space, nb201
 
 INDEX0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
 BEST_C10 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"

@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from nasflow.data import load_dataset, random_labels
-from nasflow.estimators.angle import (PATH_EDGES, AngleScorer, angle, angle_scores, angle_vector,
-                                      kept_paths)
+from nasflow.estimators.angle import PATH_EDGES, AngleScorer, angle, angle_scores, angle_vector, kept_paths
 from nasflow.estimators.supernet_acc import supernet_accuracies, supernet_accuracy
 from nasflow.models.nb201 import TinyNetwork
 from nasflow.models.nb201_supernet import NONE, NB201Supernet, arch_to_ops, sample_cell_ops
@@ -125,7 +124,7 @@ def test_fixed_arch_equals_tinynetwork_with_shared_weights():
     for key in tiny.state_dict():
         parts = key.split(".")
         if parts[0] == "cells" and parts[2] == "edges":  # cells.k.edges.e.rest -> cells.k.edges.e.o.rest
-            k, e = int(parts[1]), int(parts[3])
+            e = int(parts[3])
             key_s = ".".join(parts[:4] + [str(ops[e])] + parts[4:])
         else:
             key_s = key

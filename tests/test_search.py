@@ -12,10 +12,9 @@ import pytest
 
 from nasflow.errors import ArchError, ParamsError
 from nasflow.estimators import table as tbl
-from nasflow.search import Budget, available_strategies, get_strategy
-from nasflow.search import bench_mode
-from nasflow.search.bohb import available as bohb_available
 from nasflow.models import nb201 as nb201_net
+from nasflow.search import Budget, available_strategies, bench_mode, get_strategy
+from nasflow.search.bohb import available as bohb_available
 from nasflow.spaces import nb201
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,8 +16,19 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from nasflow.analysis.report import (CORR, _cell, _decade_limits, _figure, _finish_sheet, _fmt, _log_seconds_axis,
-                                     _place_labels, _save, _warning_box, seconds_format)
+from nasflow.analysis.report import (
+    CORR,
+    _cell,
+    _decade_limits,
+    _figure,
+    _finish_sheet,
+    _fmt,
+    _log_seconds_axis,
+    _place_labels,
+    _save,
+    _warning_box,
+    seconds_format,
+)
 from nasflow.bpe_search import pareto_front
 from nasflow.errors import CheckpointError, ParamsError
 

@@ -4,21 +4,17 @@
 # trains in its own job (one `gpu` each), through the same per-arch cache as proxy_train.
 BPE_SEARCH = config.get("bpe_search") or None
 BPE_ROUNDS = BPE_SEARCH["rounds"] if BPE_SEARCH else 0
-BPE_SEARCH_OUTPUTS = expand("results/bpe_search/{name}", name=["settings.csv", "accuracies.csv", "importance.csv",
-                                                             "best.json"]) if BPE_SEARCH else []
+BPE_SEARCH_OUTPUTS = (
+    expand("results/bpe_search/{name}", name=["settings.csv", "accuracies.csv", "importance.csv", "best.json"])
+    if BPE_SEARCH
+    else []
+)
 BPE_SEARCH_CODE = code("stages/bpe_search.py", "nasflow/bpe_search.py", "nasflow/analysis/correlation.py") + TRAIN_CODE
-
-from stages.bpe_search import round_settings
 
 
 wildcard_constraints:
     r="[0-9]+",
     bpe_setting="[a-z0-9.\-]+",
-
-
-def previous_round(w):
-    r = int(w.r)
-    return [f"results/bpe_search/round-{r - 1}/round.json"] if r > 0 else []
 
 
 rule bpe_search_base:
@@ -27,13 +23,16 @@ rule bpe_search_base:
         code=code("stages/bpe_search.py", "nasflow/bpe_search.py") + STAGE_CODE,
     output:
         "results/bpe_search_base.json",
-    params:
-        base=lambda w: config["settings"][BPE_SEARCH["base"]],
-    localrule: True
     log:
         "results/logs/bpe_search/base.log",
+    localrule: True
+    conda:
+        "../envs/nasflow.yaml"
+    params:
+        params_file=PARAMS,
+        base=lambda w: config["settings"][BPE_SEARCH["base"]],
     shell:
-        "NASFLOW_LOG={log} python -m stages.bpe_search base --params {PARAMS} --out {output}"
+        "NASFLOW_LOG={log} python -m stages.bpe_search base --params {params.params_file} --out {output}"
 
 
 checkpoint bpe_search_sample:
@@ -43,14 +42,17 @@ checkpoint bpe_search_sample:
         code=code("stages/bpe_search.py", "nasflow/bpe_search.py") + STAGE_CODE,
     output:
         "results/bpe_search/round-{r}/settings.json",
-    params:
-        bpe_search=BPE_SEARCH,
-        seed=config["seed"],
-    localrule: True
     log:
         "results/logs/bpe_search/sample-{r}.log",
+    localrule: True
+    conda:
+        "../envs/nasflow.yaml"
+    params:
+        params_file=PARAMS,
+        bpe_search=BPE_SEARCH,
+        seed=config["seed"],
     shell:
-        "NASFLOW_LOG={log} python -m stages.bpe_search sample --params {PARAMS} --round {wildcards.r}"
+        "NASFLOW_LOG={log} python -m stages.bpe_search sample --params {params.params_file} --round {wildcards.r}"
 
 
 rule bpe_search_train:
@@ -60,23 +62,21 @@ rule bpe_search_train:
         code=BPE_SEARCH_CODE,
     output:
         "results/bpe_search/round-{r}/train/{bpe_setting}.json",
-    params:
-        data=config["data"],
-        space=config["space"],
-        seed=config["seed"],
+    log:
+        "results/logs/bpe_search/train-{r}-{bpe_setting}.log",
+    conda:
+        "../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
         gpu=1,
-    log:
-        "results/logs/bpe_search/train-{r}-{bpe_setting}.log",
+    params:
+        params_file=PARAMS,
+        data=config["data"],
+        space=config["space"],
+        seed=config["seed"],
     shell:
-        "NASFLOW_LOG={log} python -m stages.bpe_search train --params {PARAMS} --round {wildcards.r}"
+        "NASFLOW_LOG={log} python -m stages.bpe_search train --params {params.params_file} --round {wildcards.r}"
         " --setting {wildcards.bpe_setting} --archs {input.archs}"
-
-
-def round_trainings(w):
-    settings = checkpoints.bpe_search_sample.get(r=w.r).output[0]
-    return [f"results/bpe_search/round-{w.r}/train/{name}.json" for name in round_settings(settings)]
 
 
 rule bpe_search_round:
@@ -87,12 +87,15 @@ rule bpe_search_round:
         code=BPE_SEARCH_CODE,
     output:
         "results/bpe_search/round-{r}/round.json",
-    params:
-        bpe_search=BPE_SEARCH,
     log:
         "results/logs/bpe_search/round-{r}.log",
+    conda:
+        "../envs/nasflow.yaml"
+    params:
+        params_file=PARAMS,
+        bpe_search=BPE_SEARCH,
     shell:
-        "NASFLOW_LOG={log} python -m stages.bpe_search evaluate --params {PARAMS} --round {wildcards.r}"
+        "NASFLOW_LOG={log} python -m stages.bpe_search evaluate --params {params.params_file} --round {wildcards.r}"
         " --ground-truth {input.ground_truth}"
 
 
@@ -103,9 +106,12 @@ rule bpe_search_report:
         code=BPE_SEARCH_CODE,
     output:
         BPE_SEARCH_OUTPUTS,
-    params:
-        bpe_search=BPE_SEARCH,
     log:
         "results/logs/bpe_search/report.log",
+    conda:
+        "../envs/nasflow.yaml"
+    params:
+        params_file=PARAMS,
+        bpe_search=BPE_SEARCH,
     shell:
-        "NASFLOW_LOG={log} python -m stages.bpe_search report --params {PARAMS} --ground-truth {input.ground_truth}"
+        "NASFLOW_LOG={log} python -m stages.bpe_search report --params {params.params_file} --ground-truth {input.ground_truth}"

@@ -1,4 +1,8 @@
 import glob
+from pathlib import Path
+
+from stages.bpe_search import round_settings
+from stages.search_setting import estimator_setting
 
 SHARDS = config["parallel"]["shards"]
 PROXY_SETTINGS = config["proxy"]["settings"]
@@ -11,13 +15,23 @@ def code(*patterns):
 
 def plugin_files(modules):
     """The source files of `estimators.plugins` (modules under this folder); an installed package is not tracked."""
-    return [f for m in modules for f in glob.glob(m.replace(".", "/") + ".py")]
+    return [f for m in modules for f in glob.glob(str(Path(*m.split("."))) + ".py")]
 
 
 PLUGIN_CODE = plugin_files(config["estimators"]["plugins"])
 STAGE_CODE = ["stages/common.py", "nasflow/errors.py", "workflow/schemas/params.schema.yaml"]
-TRAIN_CODE = code("stages/training.py", "nasflow/estimators/proxy.py", "nasflow/train.py", "nasflow/data.py",
-                  "nasflow/devices.py", "nasflow/spaces/*.py", "nasflow/models/*.py") + STAGE_CODE
+TRAIN_CODE = (
+    code(
+        "stages/training.py",
+        "nasflow/estimators/proxy.py",
+        "nasflow/train.py",
+        "nasflow/data.py",
+        "nasflow/devices.py",
+        "nasflow/spaces/*.py",
+        "nasflow/models/*.py",
+    )
+    + STAGE_CODE
+)
 
 
 # the ground-truth table the build_table stage converts from an official release (ground_truth.build_from):
@@ -54,3 +68,45 @@ def report_category(wildcards):
     if name.startswith("bpe_search_"):
         return "5. Budget search"
     return "7. Other figures"
+
+
+# ------------------------------------------------------------------ helpers of the rule files (input and params
+# functions), kept here so that every other .smk holds rules only
+
+
+# train.smk
+def chosen_budget(w):
+    """`bpe_search` in proxy.settings, not defined under settings: the budget search's choice (its best.json)."""
+    return [CHOSEN_BUDGET_FILE] if w.setting not in config["settings"] else []
+
+
+def ground_truth_params(_):
+    gt = config["ground_truth"]
+    return {"ground_truth": gt, "setting": config["settings"].get(gt.get("setting"))}
+
+
+# search.smk
+def search_inputs(w):
+    """What the estimator needs upstream (nasflow.estimators.registry): a supernet estimator its trained supernet,
+    alpha_<method> its differentiable search; a proxy or learning-curve estimator nothing (it shares the cache)."""
+    from nasflow.estimators import registry
+
+    files = []
+    for need in registry.get(w.estimator).needs:
+        kind, _, what = need.partition(":")
+        if kind == "supernet":
+            files += [f"results/supernet/{what or config['supernet']['labels'][0]}/final.pt"]
+        elif kind == "differentiable":
+            files += [f"results/search/{what}.json"]
+    return files
+
+
+# bpe_search.smk
+def previous_round(w):
+    r = int(w.r)
+    return [f"results/bpe_search/round-{r - 1}/round.json"] if r > 0 else []
+
+
+def round_trainings(w):
+    settings = checkpoints.bpe_search_sample.get(r=w.r).output[0]
+    return [f"results/bpe_search/round-{w.r}/train/{name}.json" for name in round_settings(settings)]

@@ -11,20 +11,30 @@ rule predictors:
     input:
         table=TABLE_INPUT,
         zero_cost=HYBRID_POOL,
-        code=code("stages/predictors.py", "stages/estimation.py", "nasflow/estimators/predictors.py", "nasflow/estimators/table.py",
-                  "nasflow/spaces/encodings.py", "nasflow/bench.py") + STAGE_CODE,
+        code=code(
+            "stages/predictors.py",
+            "stages/estimation.py",
+            "nasflow/estimators/predictors.py",
+            "nasflow/estimators/table.py",
+            "nasflow/spaces/encodings.py",
+            "nasflow/bench.py",
+        )
+        + STAGE_CODE,
     output:
         "results/predictors/shard-{i}-of-{n}.json",
+    log:
+        "results/logs/predictors/{i}-of-{n}.log",
+    conda:
+        "../envs/nasflow.yaml"
+    threads: 1
     params:
+        params_file=PARAMS,
         predictors=PREDICTORS,
         ground_truth=config["ground_truth"],
         zero_cost=config["zero_cost"],
         seed=config["seed"],
-    threads: 1
-    log:
-        "results/logs/predictors/{i}-of-{n}.log",
     shell:
-        "NASFLOW_LOG={log} python -m stages.predictors --params {PARAMS} --shard {wildcards.i}/{wildcards.n} --out {output}"
+        "NASFLOW_LOG={log} python -m stages.predictors --params {params.params_file} --shard {wildcards.i}/{wildcards.n} --out {output}"
 
 
 rule gather_predictors:
@@ -34,5 +44,7 @@ rule gather_predictors:
         "results/predictors.json",
     log:
         "results/logs/gather/predictors.log",
+    conda:
+        "../envs/nasflow.yaml"
     shell:
         "NASFLOW_LOG={log} python -m stages.gather --out {output} {input}"

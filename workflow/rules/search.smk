@@ -5,23 +5,6 @@ HAS_TABLE = bool(config["bench_search"].get("table") or config["ground_truth"]["
 
 import re
 
-from stages.search_setting import estimator_setting
-
-
-def search_inputs(w):
-    """What the estimator needs upstream (nasflow.estimators.registry): a supernet estimator its trained supernet,
-    alpha_<method> its differentiable search; a proxy or learning-curve estimator nothing (it shares the cache)."""
-    from nasflow.estimators import registry
-
-    files = []
-    for need in registry.get(w.estimator).needs:
-        kind, _, what = need.partition(":")
-        if kind == "supernet":
-            files += [f"results/supernet/{what or config['supernet']['labels'][0]}/final.pt"]
-        elif kind == "differentiable":
-            files += [f"results/search/{what}.json"]
-    return files
-
 
 wildcard_constraints:
     strategy="rs|rea|reinforce|bohb",
@@ -31,17 +14,24 @@ wildcard_constraints:
 rule search_setting:
     """The setting (or table) one estimator reads, as a file its searches depend on (see stages/search_setting.py)."""
     input:
-        lambda w: [CHOSEN_BUDGET_FILE] if w.estimator == f"proxy_{CHOSEN_BUDGET}" and CHOSEN_BUDGET not in config["settings"] else [],
+        lambda w: (
+            [CHOSEN_BUDGET_FILE]
+            if w.estimator == f"proxy_{CHOSEN_BUDGET}" and CHOSEN_BUDGET not in config["settings"]
+            else []
+        ),
         code=code("stages/search_setting.py") + STAGE_CODE,
     output:
         "results/search_setting/{estimator}.json",
-    params:
-        setting=lambda w: estimator_setting(config, w.estimator, resolve=False),
-    localrule: True
     log:
         "results/logs/search_setting/{estimator}.log",
+    localrule: True
+    conda:
+        "../envs/nasflow.yaml"
+    params:
+        params_file=PARAMS,
+        setting=lambda w: estimator_setting(config, w.estimator, resolve=False),
     shell:
-        "NASFLOW_LOG={log} python -m stages.search_setting --params {PARAMS} --estimator {wildcards.estimator} --out {output}"
+        "NASFLOW_LOG={log} python -m stages.search_setting --params {params.params_file} --estimator {wildcards.estimator} --out {output}"
 
 
 rule search:
@@ -50,20 +40,24 @@ rule search:
         setting="results/search_setting/{estimator}.json",
         table=TABLE_INPUT,
         code=code("stages/search.py", "stages/estimation.py", "nasflow/search/*.py", "nasflow/estimators/*.py")
-        + PLUGIN_CODE + TRAIN_CODE,
+        + PLUGIN_CODE
+        + TRAIN_CODE,
     output:
         "results/search/{strategy}_{estimator}.json",
-    params:
-        search=SEARCH,
-        data=config["data"],
-        seed=config["seed"],
+    log:
+        "results/logs/search/{strategy}_{estimator}.log",
+    conda:
+        "../envs/nasflow.yaml"
     threads: config["threads"]
     resources:
         gpu=1,
-    log:
-        "results/logs/search/{strategy}_{estimator}.log",
+    params:
+        params_file=PARAMS,
+        search=SEARCH,
+        data=config["data"],
+        seed=config["seed"],
     shell:
-        "NASFLOW_LOG={log} python -m stages.search --params {PARAMS} --strategy {wildcards.strategy} --estimator {wildcards.estimator}"
+        "NASFLOW_LOG={log} python -m stages.search --params {params.params_file} --strategy {wildcards.strategy} --estimator {wildcards.estimator}"
         " --out {output}"
 
 
@@ -75,14 +69,17 @@ rule bench_search:
         csv="results/bench_search.csv",
         summary="results/bench_search.json",
         report="results/bench_search.md",
-    params:
-        bench_search=config["bench_search"],
-        ground_truth=config["ground_truth"],
-    threads: 2
     log:
         "results/logs/bench_search.log",
+    conda:
+        "../envs/nasflow.yaml"
+    threads: 2
+    params:
+        params_file=PARAMS,
+        bench_search=config["bench_search"],
+        ground_truth=config["ground_truth"],
     shell:
-        "NASFLOW_LOG={log} python -m stages.bench_search --params {PARAMS} --out {output.csv} --summary {output.summary}"
+        "NASFLOW_LOG={log} python -m stages.bench_search --params {params.params_file} --out {output.csv} --summary {output.summary}"
         " --report {output.report} >> {log}"
 
 
@@ -92,22 +89,29 @@ DIFFERENTIABLE_SEARCHES = [f"results/search/{m}.json" for m in DIFFERENTIABLE]
 
 rule differentiable_search:
     input:
-        code=code("stages/differentiable_search.py", "nasflow/search/differentiable.py", "nasflow/search/enas.py",
-                  "nasflow/models/nb201_search.py")
+        code=code(
+            "stages/differentiable_search.py",
+            "nasflow/search/differentiable.py",
+            "nasflow/search/enas.py",
+            "nasflow/models/nb201_search.py",
+        )
         + TRAIN_CODE,
     output:
         "results/search/{method}.json",
+    log:
+        "results/logs/differentiable_search/{method}.log",
     wildcard_constraints:
         method="gdas|darts-v1|darts-v2|rsps|setn|enas",
+    conda:
+        "../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=1,
     params:
+        params_file=PARAMS,
         differentiable=config["differentiable"],
         space=config["space"],
         data=config["data"],
         seed=config["seed"],
-    threads: config["threads"]
-    resources:
-        gpu=1,
-    log:
-        "results/logs/differentiable_search/{method}.log",
     shell:
-        "NASFLOW_LOG={log} python -m stages.differentiable_search --params {PARAMS} --method {wildcards.method} --out {output}"
+        "NASFLOW_LOG={log} python -m stages.differentiable_search --params {params.params_file} --method {wildcards.method} --out {output}"

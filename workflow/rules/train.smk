@@ -5,11 +5,6 @@
 # `snakemake --resources gpu=<G*K>`: `gpu` then counts slots, not GPUs. More jobs than G*K just wait for a slot.
 
 
-def chosen_budget(w):
-    """`bpe_search` in proxy.settings, not defined under settings: the budget search's choice (its best.json)."""
-    return [CHOSEN_BUDGET_FILE] if w.setting not in config["settings"] else []
-
-
 rule proxy_train:
     input:
         chosen_budget,
@@ -17,18 +12,21 @@ rule proxy_train:
         code=code("stages/proxy_train.py") + TRAIN_CODE,
     output:
         "results/proxy/{setting}/shard-{i}-of-{n}.json",
+    log:
+        "results/logs/proxy_train/{setting}-{i}-of-{n}.log",
+    conda:
+        "../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=1,
     params:
+        params_file=PARAMS,
         setting=lambda w: config["settings"].get(w.setting, CHOSEN_BUDGET_FILE),
         data=config["data"],
         space=config["space"],
         seed=config["seed"],
-    threads: config["threads"]
-    resources:
-        gpu=1,
-    log:
-        "results/logs/proxy_train/{setting}-{i}-of-{n}.log",
     shell:
-        "NASFLOW_LOG={log} python -m stages.proxy_train --params {PARAMS} --setting {wildcards.setting}"
+        "NASFLOW_LOG={log} python -m stages.proxy_train --params {params.params_file} --setting {wildcards.setting}"
         " --shard {wildcards.i}/{wildcards.n} --archs {input.archs} --out {output}"
 
 
@@ -39,13 +37,10 @@ rule gather_proxy:
         "results/proxy/{setting}.json",
     log:
         "results/logs/gather/proxy-{setting}.log",
+    conda:
+        "../envs/nasflow.yaml"
     shell:
         "NASFLOW_LOG={log} python -m stages.gather --out {output} {input}"
-
-
-def ground_truth_params(_):
-    gt = config["ground_truth"]
-    return {"ground_truth": gt, "setting": config["settings"].get(gt.get("setting"))}
 
 
 GT_SHARDS = SHARDS if config["ground_truth"]["source"] == "retrain" else 1
@@ -56,12 +51,15 @@ rule build_table:
         code=code("stages/build_table.py", "nasflow/bench_build.py") + STAGE_CODE,
     output:
         directory("results/table"),
-    params:
-        build_from=config["ground_truth"].get("build_from"),
     log:
         "results/logs/build_table.log",
+    conda:
+        "../envs/nasflow.yaml"
+    params:
+        params_file=PARAMS,
+        build_from=config["ground_truth"].get("build_from"),
     shell:
-        "NASFLOW_LOG={log} python -m stages.build_table --params {PARAMS} --out {output}"
+        "NASFLOW_LOG={log} python -m stages.build_table --params {params.params_file} --out {output}"
 
 
 rule ground_truth:
@@ -71,18 +69,21 @@ rule ground_truth:
         code=code("stages/ground_truth.py", "nasflow/bench.py") + TRAIN_CODE,
     output:
         "results/ground_truth/shard-{i}-of-{n}.json",
+    log:
+        "results/logs/ground_truth/{i}-of-{n}.log",
+    conda:
+        "../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=1 if config["ground_truth"]["source"] == "retrain" else 0,
     params:
+        params_file=PARAMS,
         ground_truth=ground_truth_params,
         data=config["data"],
         space=config["space"],
         seed=config["seed"],
-    threads: config["threads"]
-    resources:
-        gpu=1 if config["ground_truth"]["source"] == "retrain" else 0,
-    log:
-        "results/logs/ground_truth/{i}-of-{n}.log",
     shell:
-        "NASFLOW_LOG={log} python -m stages.ground_truth --params {PARAMS} --shard {wildcards.i}/{wildcards.n}"
+        "NASFLOW_LOG={log} python -m stages.ground_truth --params {params.params_file} --shard {wildcards.i}/{wildcards.n}"
         " --archs {input.archs} --out {output}"
 
 
@@ -93,5 +94,7 @@ rule gather_ground_truth:
         "results/ground_truth.json",
     log:
         "results/logs/gather/ground_truth.log",
+    conda:
+        "../envs/nasflow.yaml"
     shell:
         "NASFLOW_LOG={log} python -m stages.gather --out {output} {input}"

@@ -2,9 +2,21 @@
 # arch): `all` (15,625 NB201 cells) spreads over zero_cost.shards jobs, so a cluster runs it in parallel.
 ZERO_COST = config["zero_cost"]
 ZERO_COST_SETS = ZERO_COST["arch_sets"] if ZERO_COST["proxies"] else []
-ZERO_COST_CODE = code("stages/zero_cost.py", "stages/estimation.py", "stages/training.py",
-                      "nasflow/estimators/zero_cost.py", "nasflow/data.py", "nasflow/devices.py", "nasflow/counting.py",
-                      "nasflow/registry.py", "nasflow/spaces/*.py", "nasflow/models/*.py") + STAGE_CODE
+ZERO_COST_CODE = (
+    code(
+        "stages/zero_cost.py",
+        "stages/estimation.py",
+        "stages/training.py",
+        "nasflow/estimators/zero_cost.py",
+        "nasflow/data.py",
+        "nasflow/devices.py",
+        "nasflow/counting.py",
+        "nasflow/registry.py",
+        "nasflow/spaces/*.py",
+        "nasflow/models/*.py",
+    )
+    + STAGE_CODE
+)
 
 
 wildcard_constraints:
@@ -17,18 +29,21 @@ rule zero_cost:
         code=ZERO_COST_CODE,
     output:
         "results/zero_cost/{zc_set}/shard-{i}-of-{n}.json",
+    log:
+        "results/logs/zero_cost/{zc_set}-{i}-of-{n}.log",
+    conda:
+        "../envs/nasflow.yaml"
+    threads: config["threads"]
+    resources:
+        gpu=1,
     params:
+        params_file=PARAMS,
         zero_cost=ZERO_COST,
         data=config["data"],
         space=config["space"],
         seed=config["seed"],
-    threads: config["threads"]
-    resources:
-        gpu=1,
-    log:
-        "results/logs/zero_cost/{zc_set}-{i}-of-{n}.log",
     shell:
-        "NASFLOW_LOG={log} python -m stages.zero_cost --params {PARAMS} --arch-set {wildcards.zc_set}"
+        "NASFLOW_LOG={log} python -m stages.zero_cost --params {params.params_file} --arch-set {wildcards.zc_set}"
         " --shard {wildcards.i}/{wildcards.n} --archs {input.archs} --out {output}"
 
 
@@ -39,5 +54,7 @@ rule gather_zero_cost:
         "results/zero_cost/{zc_set}.json",
     log:
         "results/logs/gather/zero_cost-{zc_set}.log",
+    conda:
+        "../envs/nasflow.yaml"
     shell:
         "NASFLOW_LOG={log} python -m stages.gather --out {output} {input}"
