@@ -3,8 +3,11 @@ PREDICTORS = config["predictors"]
 PREDICTOR_OUTPUTS = ["results/predictors.json"]  # empty results when predictors.names is [] (as under DVC)
 PREDICTOR_SHARDS = PREDICTORS["shards"] if PREDICTORS["names"] or PREDICTORS["hybrids"] else 1
 # the hybrids train on the cells the zero_cost stage scored beyond the study's own (stages.estimation.zero_cost_pool)
-HYBRID_POOL = (["results/zero_cost/" + ("all" if "all" in config["zero_cost"]["arch_sets"] else "extra") + ".json"]
-               if PREDICTORS["hybrids"] else [])
+HYBRID_POOL = (
+    ["results/zero_cost/" + ("all" if "all" in config["zero_cost"]["arch_sets"] else "extra") + ".json"]
+    if PREDICTORS["hybrids"]
+    else []
+)
 
 
 rule predictors:
