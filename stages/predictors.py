@@ -11,7 +11,10 @@ trial jobs (`--shard i/n`: every n-th job; results do not depend on n), with bot
 """
 import time
 
-from stages.common import load_params, main_guard, parse_shard, parser, provenance, write_json
+from stages.artifacts import write_json
+from stages.guard import main_guard, parse_shard, parser
+from stages.params import load_params
+from stages.provenance import provenance
 
 
 @main_guard
