@@ -21,7 +21,8 @@ if workflow.overwrite_configfiles:
 
 sys.path.insert(0, workflow.basedir)
 from nasflow import __version__ as NASFLOW_VERSION
-from stages.common import CHOSEN_BUDGET, CHOSEN_BUDGET_FILE, ParamsError, validate_params, write_resolved_params
+from nasflow.errors import ParamsError
+from stages.params import CHOSEN_BUDGET, CHOSEN_BUDGET_FILE, validate_params, write_resolved_params
 
 try:
     validate_params(config, "config")  # the JSON schema in workflow/schemas/ plus cross-references

@@ -15,7 +15,10 @@ import time
 
 from nasflow.errors import ParamsError
 from nasflow.search import bench_mode
-from stages.common import atomic_path, load_params, main_guard, parser, provenance, table_path, write_json
+from stages.artifacts import atomic_path, write_json
+from stages.guard import main_guard, parser
+from stages.params import load_params, table_path
+from stages.provenance import provenance
 
 DEFAULTS = {
     "table": None,

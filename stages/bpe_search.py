@@ -27,19 +27,11 @@ import time
 from pathlib import Path
 
 from nasflow.errors import CheckpointError, ParamsError
-from stages.common import (
-    atomic_path,
-    claim,
-    configure_torch,
-    load_params,
-    main_guard,
-    parser,
-    provenance,
-    read_json,
-    read_results,
-    training_options,
-    write_json,
-)
+from stages.artifacts import atomic_path, read_json, read_results, write_json
+from stages.devices import claim, configure_torch, training_options
+from stages.guard import main_guard, parser
+from stages.params import load_params
+from stages.provenance import provenance
 
 OUT = Path("results/bpe_search")
 COLUMNS_AFTER = ["n", "kendall_tau", "spearman_rho", "seconds_per_arch", "gpu_hours_per_arch"]
@@ -285,7 +277,7 @@ def adopt(params: dict, params_path: Path, out: Path = OUT) -> None:
                    and not line.lstrip().startswith("#")), "  ")
     value = yaml.safe_dump(best["full"], default_flow_style=True, sort_keys=False, width=10**9).strip()
     lines.insert(at + 1, f"{indent}bpe_search: {value}  # chosen by bpe_search ({best['setting']})\n")
-    from stages.common import validate_params
+    from stages.params import validate_params
 
     text = "".join(lines)
     validate_params(yaml.safe_load(text), str(params_path))  # the edited file must still validate

@@ -6,7 +6,10 @@ import time
 from pathlib import Path
 
 from nasflow.bench_build import build_table
-from stages.common import BUILT_TABLE, load_params, main_guard, parser, provenance, write_json
+from stages.artifacts import write_json
+from stages.guard import main_guard, parser
+from stages.params import BUILT_TABLE, load_params
+from stages.provenance import provenance
 
 
 @main_guard

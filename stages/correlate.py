@@ -1,7 +1,7 @@
 """DAG node `correlate`: one table of every estimator's score per arch (results/estimates.csv) and one row
 of rank correlations per estimator against the ground truth (results/correlation.csv).
 
-The estimators are every registered name the params ask for (stages.estimation.correlated_names: the proxy
+The estimators are every registered name the params ask for (stages.params.correlated_names: the proxy
 settings and their learning-curve estimators, the supernet ones, the zero-cost proxies, `estimators.extra`), each
 run through nasflow.estimators.registry on the ground truth's archs in a ResultsContext: it reads what the DAG's
 stages computed, so nothing trains here. Then the `estimators.ensembles` (rank averages of those columns; cost:
@@ -27,8 +27,10 @@ from pathlib import Path
 
 from nasflow.analysis.correlation import correlation_row
 from nasflow.errors import ParamsError
-from stages.common import atomic_path, load_params, main_guard, parser, read_results, supernet_estimators
-from stages.estimation import ResultsContext, correlated_names, supernet_share
+from stages.artifacts import atomic_path, read_results
+from stages.estimation import ResultsContext, supernet_share
+from stages.guard import main_guard, parser
+from stages.params import correlated_names, load_params, supernet_estimators
 
 CORRELATION_COLUMNS = ["estimator", "n", "kendall_tau", "kendall_tau_low", "kendall_tau_high", "spearman_rho",
                        "pearson_r", "top10_overlap", "seconds_per_arch", "init_seconds"]

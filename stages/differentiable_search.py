@@ -20,16 +20,11 @@ import sys
 import time
 
 from nasflow.errors import ParamsError
-from stages.common import (
-    claim,
-    configure_torch,
-    load_params,
-    main_guard,
-    parser,
-    provenance,
-    training_options,
-    write_json,
-)
+from stages.artifacts import write_json
+from stages.devices import claim, configure_torch, training_options
+from stages.guard import main_guard, parser
+from stages.params import load_params
+from stages.provenance import provenance
 from stages.training import load_splits, work_dir
 
 # key -> run_search keyword (None: not passed through)

@@ -10,29 +10,8 @@ import numpy as np
 
 from nasflow.errors import CheckpointError, DivergedError, ParamsError
 from nasflow.estimators.registry import Estimate
-from stages.common import proxy_setting, read_results, table_path
-
-
-def correlated_names(params: dict) -> list[str]:
-    """Every estimator correlate scores over the sampled archs, in the order of estimates.csv's columns: the
-    proxy settings, their learning-curve estimators, the supernet ones, the zero-cost proxies, the table, then
-    `estimators.extra` (any registered name, a plugin's included)."""
-    from stages.common import supernet_estimators
-
-    est = params["estimators"]
-    lc = est["learning_curve"]
-    names = []
-    for s in params["proxy"]["settings"]:
-        names.append(f"proxy_{s}")
-        names += [f"{kind}_{s}" for kind in lc["kinds"]]
-        epochs = proxy_setting(params, s)["epochs"] if s in params["settings"] else None
-        names += [f"acc_{s}_e{k}" for k in lc["acc_epochs"] if epochs is None or k < epochs]
-    if "sampled" in params["supernet"]["arch_sets"]:
-        names += [column for column, _, _ in supernet_estimators(params)]
-    if "sampled" in params["zero_cost"]["arch_sets"]:
-        names += list(params["zero_cost"]["proxies"])
-    names += [n for n in est["extra"] if n not in names]
-    return names
+from stages.artifacts import read_results
+from stages.params import proxy_setting, table_path
 
 
 def supernet_share(doc: dict) -> float:

@@ -9,7 +9,11 @@ rejected before they are scored."""
 import sys
 import time
 
-from stages.common import claim, configure_torch, load_params, main_guard, parser, provenance, write_json
+from stages.artifacts import write_json
+from stages.devices import claim, configure_torch
+from stages.guard import main_guard, parser
+from stages.params import load_params
+from stages.provenance import provenance
 from stages.training import load_splits
 
 

@@ -6,19 +6,11 @@ retrained pick that diverges gets NaN with `ground_truth_status: diverged`."""
 import math
 import time
 
-from stages.common import (
-    claim,
-    configure_torch,
-    load_params,
-    main_guard,
-    parse_shard,
-    parser,
-    provenance,
-    read_results,
-    search_names,
-    training_options,
-    write_json,
-)
+from stages.artifacts import read_results, write_json
+from stages.devices import claim, configure_torch, training_options
+from stages.guard import main_guard, parse_shard, parser
+from stages.params import load_params, search_names
+from stages.provenance import provenance
 from stages.training import load_splits, work_dir
 
 

@@ -1,6 +1,7 @@
 """Gather node: merge the shard JSONs of one training node into one file, ordered by arch id."""
 from nasflow.errors import CheckpointError
-from stages.common import ArgumentParser, main_guard, read_results, write_json
+from stages.artifacts import read_results, write_json
+from stages.guard import ArgumentParser, main_guard
 
 
 @main_guard

@@ -1,6 +1,7 @@
 """DAG node `ground_truth`: the reference accuracy of this shard's archs, by retraining them under the
 ground-truth setting (`source: retrain`) or by looking them up in a table (`source: table`)."""
-from stages.common import load_params, main_guard, parse_shard, parser
+from stages.guard import main_guard, parse_shard, parser
+from stages.params import load_params
 from stages.training import run_training, write_lookup
 
 

@@ -18,7 +18,10 @@ features.
 import time
 from pathlib import Path
 
-from stages.common import load_params, main_guard, parse_shard, parser, provenance, read_results, write_json
+from stages.artifacts import read_results, write_json
+from stages.guard import main_guard, parse_shard, parser
+from stages.params import load_params
+from stages.provenance import provenance
 
 
 @main_guard

@@ -2,7 +2,8 @@
 
 `--shard i/n` takes every n-th arch starting at i; `gather` merges the shards. DVC runs it unsharded (0/1).
 """
-from stages.common import load_params, main_guard, parse_shard, parser
+from stages.guard import main_guard, parse_shard, parser
+from stages.params import load_params
 from stages.training import run_training
 
 

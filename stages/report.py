@@ -18,18 +18,10 @@ import pandas as pd
 
 from nasflow.analysis import frontier, html, report
 from nasflow.errors import CheckpointError
-from stages.common import (
-    atomic_path,
-    load_params,
-    main_guard,
-    parser,
-    provenance,
-    proxy_setting,
-    read_results,
-    supernet_estimators,
-    table_path,
-    write_json,
-)
+from stages.artifacts import atomic_path, read_results, write_json
+from stages.guard import main_guard, parser
+from stages.params import load_params, proxy_setting, supernet_estimators, table_path
+from stages.provenance import provenance
 
 
 def _read_csv(path, columns=(), nonempty=False) -> list[dict]:

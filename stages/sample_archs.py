@@ -1,6 +1,8 @@
 """DAG node `sample_archs`: draw the study's architectures (uniform, seeded) -> results/archs.jsonl."""
 from nasflow.spaces import get_space
-from stages.common import atomic_path, load_params, main_guard, parser
+from stages.artifacts import atomic_path
+from stages.guard import main_guard, parser
+from stages.params import load_params
 
 
 @main_guard

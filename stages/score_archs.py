@@ -6,7 +6,11 @@ A supernet trained to a non-finite loss (meta `status: diverged`) gives every ar
 """
 import math
 
-from stages.common import claim, configure_torch, load_params, main_guard, parse_shard, parser, provenance, write_json
+from stages.artifacts import write_json
+from stages.devices import claim, configure_torch
+from stages.guard import main_guard, parse_shard, parser
+from stages.params import load_params
+from stages.provenance import provenance
 from stages.training import arch_set, load_splits
 
 

@@ -14,8 +14,12 @@ import sys
 import time
 
 from nasflow.errors import DivergedError, ParamsError
-from stages.common import claim, configure_torch, load_params, main_guard, parser, provenance, write_json
+from stages.artifacts import write_json
+from stages.devices import claim, configure_torch
 from stages.estimation import ComputeContext
+from stages.guard import main_guard, parser
+from stages.params import load_params
+from stages.provenance import provenance
 
 
 @main_guard

@@ -10,7 +10,9 @@ a name derived from its item, and this stage, which declares all settings, rewri
 import json
 
 from nasflow.errors import ParamsError
-from stages.common import CHOSEN_BUDGET_FILE, atomic_path, load_params, main_guard, parser, proxy_setting, table_path
+from stages.artifacts import atomic_path
+from stages.guard import main_guard, parser
+from stages.params import CHOSEN_BUDGET_FILE, load_params, proxy_setting, table_path
 
 
 def estimator_setting(params: dict, name: str, *, resolve: bool = True) -> dict:

@@ -10,7 +10,9 @@ import csv
 import math
 from pathlib import Path
 
-from stages.common import load_params, main_guard, parser, read_json, table_path
+from stages.artifacts import read_json
+from stages.guard import main_guard, parser
+from stages.params import load_params, table_path
 
 
 def skipped_stages(params: dict) -> list[str]:

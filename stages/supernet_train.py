@@ -11,7 +11,11 @@ from pathlib import Path
 
 import torch
 
-from stages.common import atomic_path, claim, configure_torch, load_params, main_guard, parser, plain, provenance
+from stages.artifacts import atomic_path, plain
+from stages.devices import claim, configure_torch
+from stages.guard import main_guard, parser
+from stages.params import load_params
+from stages.provenance import provenance
 from stages.training import load_splits, work_dir
 
 

@@ -8,7 +8,10 @@ import time
 from pathlib import Path
 
 from nasflow.errors import CheckpointError, ParamsError
-from stages.common import claim, configure_torch, provenance, proxy_setting, training_options, write_json
+from stages.artifacts import write_json
+from stages.devices import claim, configure_torch, training_options
+from stages.params import proxy_setting
+from stages.provenance import provenance
 
 
 def read_archs(path, shard=(0, 1)) -> list[dict]:

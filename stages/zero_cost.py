@@ -10,8 +10,12 @@ Shards take every n-th arch (`--shard i/n`), as proxy training does; a gather me
 import sys
 import time
 
-from stages.common import claim, configure_torch, load_params, main_guard, parse_shard, parser, provenance, write_json
+from stages.artifacts import write_json
+from stages.devices import claim, configure_torch
 from stages.estimation import zero_cost_batch, zero_cost_rows
+from stages.guard import main_guard, parse_shard, parser
+from stages.params import load_params
+from stages.provenance import provenance
 from stages.training import arch_set
 
 ARCH_SETS = ("sampled", "extra", "all")

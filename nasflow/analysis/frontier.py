@@ -16,35 +16,21 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from nasflow.analysis.report import (
-    CORR,
-    _cell,
+from nasflow.analysis.plots import (
+    FAMILY_STYLE,
     _decade_limits,
     _figure,
-    _finish_sheet,
-    _fmt,
     _log_seconds_axis,
     _place_labels,
     _save,
     _warning_box,
-    seconds_format,
 )
+from nasflow.analysis.workbook import CORR, _cell, _finish_sheet, _fmt, seconds_format
 from nasflow.bpe_search import pareto_front
 from nasflow.errors import CheckpointError, ParamsError
 
 FAMILIES = ("budgeted training", "learning curve", "zero-cost", "supernet", "differentiable", "table", "model-based",
             "ensemble")
-# family -> (colour, marker): fixed, so a family looks the same in every plot of the study
-FAMILY_STYLE = {
-    "budgeted training": ("tab:blue", "o"),
-    "learning curve": ("tab:orange", "s"),
-    "zero-cost": ("tab:green", "^"),
-    "supernet": ("tab:red", "D"),
-    "differentiable": ("tab:purple", "v"),
-    "table": ("tab:gray", "*"),
-    "model-based": ("tab:olive", "X"),
-    "ensemble": ("tab:brown", "P"),
-}
 SUFFIXES = ("_all_archs", "_extra")  # the same estimator over every NB201 cell / over the extra cells
 
 COLUMNS = ("estimator", "family", "n", "kendall_tau", "kendall_tau_low", "kendall_tau_high", "spearman_rho",
@@ -78,7 +64,7 @@ PUBLISHED: dict[tuple[str, str, str], Anchor] = {
        for column, rhos in _ZERO_COST_RHO.items() for proxy, rho in zip(_ZERO_COST_PROXIES, rhos)},
     ("params", "spearman_rho", _C10): Anchor(0.693, _NASLIB_SOURCE),
     ("flops", "spearman_rho", _C10): Anchor(0.663, _NASLIB_SOURCE),
-    # `angle_random` when both label kinds run, `angle` when one does (stages.common.supernet_estimators)
+    # `angle_random` when both label kinds run, `angle` when one does (stages.params.supernet_estimators)
     **{(name, "kendall_tau", column): Anchor(tau, _RLNAS_SOURCE)
        for name in ("angle_random_all_archs", "angle_all_archs") for column, tau in _RLNAS_TAU.items()},
 }

@@ -4,7 +4,21 @@ from __future__ import annotations
 import math
 
 from nasflow.errors import ParamsError
-from nasflow.estimators.registry import Estimate, register
+from nasflow.estimators.estimate import Estimate
+
+# (name, family, needs, fn) of every built-in estimator, in order: nasflow.estimators.registry registers them on its
+# first lookup. This module never imports the registry, so the two do not import each other.
+BUILTINS: list[tuple] = []
+
+
+def register(name: str, *, family: str, needs=()):
+    """Decorator: list `fn` as the built-in estimator `name` (the registry's `register` takes them from BUILTINS)."""
+
+    def wrap(fn):
+        BUILTINS.append((name, family, tuple(needs), fn))
+        return fn
+
+    return wrap
 
 ZERO_COST = ("grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov", "naswot", "zen", "params", "flops")
 SUPERNET_LABELS = ("random", "true")

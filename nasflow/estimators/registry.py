@@ -35,17 +35,10 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from nasflow.errors import ParamsError
+from nasflow.estimators.estimate import FAMILIES, STATUS_OK, Estimate
 
-FAMILIES = ("budgeted training", "learning curve", "zero-cost", "supernet", "differentiable", "table", "model-based",
-            "ensemble")
-STATUS_OK = "ok"
-
-
-class Estimate(NamedTuple):
-    score: float          # higher = better; NaN when there is no score (a diverged training)
-    seconds: float        # the estimate's cost for this arch
-    status: str = STATUS_OK
-
+__all__ = ["FAMILIES", "STATUS_OK", "Estimate", "Context", "Estimator", "register", "load_plugins", "get", "available",
+           "family_of", "vote_scores", "for_search"]
 
 class Context(Protocol):
     """What estimators may ask for. Each method takes archs (canonical strings) and answers in their order."""
@@ -132,10 +125,15 @@ def load_plugins(modules: Iterable[str]) -> None:
 
 
 def _builtins() -> None:
+    """Register the built-in estimators (nasflow.estimators.builtin lists them) on first use, as before any lookup;
+    a plugin registered earlier under a built-in's name is replaced, as by any later registration."""
     global _BUILTINS_LOADED
     if not _BUILTINS_LOADED:
         _BUILTINS_LOADED = True
-        importlib.import_module("nasflow.estimators.builtin")
+        from nasflow.estimators.builtin import BUILTINS
+
+        for name, family, needs, fn in BUILTINS:
+            register(name, family=family, needs=needs)(fn)
 
 
 def get(name: str) -> Estimator:

@@ -19,7 +19,17 @@ def plugin_files(modules):
 
 
 PLUGIN_CODE = plugin_files(config["estimators"]["plugins"])
-STAGE_CODE = ["stages/common.py", "nasflow/errors.py", "workflow/schemas/params.schema.yaml"]
+# what every stage runs: params, artifacts, provenance, the guard and the device claim (stages/common.py re-exports them)
+STAGE_CODE = [
+    "stages/common.py",
+    "stages/params.py",
+    "stages/artifacts.py",
+    "stages/provenance.py",
+    "stages/guard.py",
+    "stages/devices.py",
+    "nasflow/errors.py",
+    "workflow/schemas/params.schema.yaml",
+]
 TRAIN_CODE = (
     code(
         "stages/training.py",

@@ -51,6 +51,7 @@ rule correlate:
             "nasflow/analysis/correlation.py",
             "nasflow/estimators/registry.py",
             "nasflow/estimators/builtin.py",
+            "nasflow/estimators/estimate.py",
             "nasflow/estimators/learning_curve.py",
             "nasflow/estimators/table.py",
         )
@@ -96,8 +97,12 @@ rule report:
             "nasflow/analysis/report.py",
             "nasflow/analysis/frontier.py",
             "nasflow/analysis/html.py",
+            "nasflow/analysis/workbook.py",
+            "nasflow/analysis/plots.py",
+            "nasflow/analysis/result_warnings.py",
             "nasflow/estimators/registry.py",
             "nasflow/estimators/builtin.py",
+            "nasflow/estimators/estimate.py",
         )
         + PLUGIN_CODE
         + STAGE_CODE,
