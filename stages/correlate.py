@@ -4,7 +4,7 @@ of rank correlations per estimator against the ground truth (results/correlation
 The estimators are every registered name the params ask for (stages.estimation.correlated_names: the proxy
 settings and their learning-curve estimators, the supernet ones, the zero-cost proxies, `estimators.extra`), each
 run through nasflow.estimators.registry on the ground truth's archs in a ResultsContext: it reads what the DAG's
-stages computed, so nothing trains here. Then the `estimators.ensembles` (rank averages of those columns; cost:
+stages computed, so nothing trains here. Then the `estimators.ensembles` (rank averages or AZ-NAS's sums of log-ranks of those columns; cost:
 the sum of theirs).
 
 A supernet estimator's cost per arch is its scoring time plus the supernet's training time shared out over
@@ -38,6 +38,7 @@ def _over_other_archs(params, args, opts, ctx) -> list[dict]:
     """Correlation rows over arch sets beyond the sampled ones, against the ground-truth table."""
     from nasflow.bench import load_table
     from nasflow.estimators import registry
+    from nasflow.estimators.zero_cost import add_aggregates
 
     gt = params["ground_truth"]
     if gt["source"] != "table":
@@ -59,6 +60,8 @@ def _over_other_archs(params, args, opts, ctx) -> list[dict]:
     for arch_set, suffix in (("extra", "_extra"), ("all", "_all_archs")):
         if zc["proxies"] and arch_set in zc["arch_sets"]:
             doc = read_results(f"{args.zero_cost_dir}/{arch_set}.json", keys=("arch",))
+            # population aggregates (az_nas, te_nas) over every cell of the set, from their members
+            doc = {**doc, "results": add_aggregates(doc["results"], list(zc["proxies"]))}
             for proxy in zc["proxies"]:
                 row(f"{proxy}{suffix}", doc, proxy)
     # the tabular estimators cost nothing to run: over every cell of the ground-truth table too
@@ -98,12 +101,12 @@ def main():
         scores[name] = [e.score for e in estimates]
         seconds[name] = [e.seconds for e in estimates]
         statuses[name] = [e.status for e in estimates]
-    for name, members in params["estimators"]["ensembles"].items():
+    for name, (kind, members) in registry.ensemble_specs(params["estimators"]["ensembles"]).items():
         unknown = [m for m in members if m not in scores]
         if unknown:
             raise ParamsError(f"{args.params}: estimators.ensembles.{name}: {', '.join(unknown)} not correlated here "
                               f"(correlated: {', '.join(scores)})")
-        scores[name] = registry.vote_scores([scores[m] for m in members])
+        scores[name] = registry.ensemble_scores(kind, [scores[m] for m in members])
         seconds[name] = [sum(seconds[m][i] for m in members) for i in range(len(archs))]
         statuses[name] = ["ok" if all(statuses[m][i] == "ok" for m in members) else "diverged" for i in range(len(archs))]
 

@@ -62,6 +62,7 @@ __all__ = [
     "AGGREGATES",
     "score",
     "add_aggregates",
+    "per_arch_names",
     "score_archs",
     "vote",
     "check_proxies",
@@ -190,7 +191,9 @@ def _fisher_total(activations, grads) -> float:
 
 # proxies read off one forward pass and a gradient of its loss (grasp: a gradient that keeps its graph, then a
 # Hessian-gradient product through it): `score` computes them from one forward pass instead of one each
-LOSS_GRADIENT = ("grad_norm", "snip", "fisher", "grasp", "plain")
+LOSS_GRADIENT = ("grad_norm", "snip", "fisher", "grasp")
+# ... and NASLib's plain (nasflow.estimators.zero_cost_2022), read off the same gradient
+LOSS_GRADIENT_ALL = LOSS_GRADIENT + ("plain",)
 
 
 def loss_gradient_proxies(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor,
@@ -201,7 +204,7 @@ def loss_gradient_proxies(model: nn.Module, batch: torch.Tensor, labels: torch.T
     grad_norm, snip and fisher read one plain gradient of the loss; grasp takes a second gradient through the
     same graph, one that keeps its own graph, and the Hessian-gradient product through that. A proxy's seconds
     are what it costs alone: the forward, its gradient, its own reduction (grasp: its product)."""
-    names = [n for n in LOSS_GRADIENT if n in names]
+    names = [n for n in LOSS_GRADIENT_ALL if n in names]
     device = batch.device
     activations: list[torch.Tensor] = []
 
@@ -248,7 +251,7 @@ def loss_gradient_proxies(model: nn.Module, batch: torch.Tensor, labels: torch.T
         start = time.perf_counter()
         values["grasp"] = _grasp_from_loss(loss, weights) if reaches else 0.0
         seconds["grasp"] = forward + _elapsed(start, device)
-    return values, seconds
+    return {n: values[n] for n in names}, {n: seconds[n] for n in names}
 
 
 def _elapsed(start: float, device: torch.device) -> float:
@@ -540,7 +543,7 @@ def score(model_factory: Callable[[], nn.Module], batch: torch.Tensor, labels: t
 
     # shared passes, each on one fresh network (the values as one by one; each proxy's seconds as alone)
     passes = [
-        ([n for n in names if n in LOSS_GRADIENT], lambda m, ns: loss_gradient_proxies(m, batch, labels, ns)),
+        ([n for n in names if n in LOSS_GRADIENT_ALL], lambda m, ns: loss_gradient_proxies(m, batch, labels, ns)),
         ([n for n in names if n in FORWARD] if any(n.startswith("meco") for n in names) else [],
          lambda m, ns: _zc22.forward_proxies(m, batch, ns, seed=seed)),
         ([n for n in names if n in AZ], lambda m, ns: _zc22.az_proxies(m, batch, ns, seed=seed)),
@@ -585,7 +588,7 @@ def score_archs(archs: Sequence, *, space, channels: int, depth: int, num_classe
     if isinstance(space, str):
         space = get_space(space)
     names = check_proxies(proxies)
-    per_arch = _per_arch_names(names)
+    per_arch = per_arch_names(names)
     canonical = [space.canonical(arch) for arch in archs]
     builder = network_builder(space)
     extra = _builder_kwargs(builder)
@@ -598,7 +601,7 @@ def score_archs(archs: Sequence, *, space, channels: int, depth: int, num_classe
     return add_aggregates(rows, names)
 
 
-def _per_arch_names(names: Sequence[str]) -> list[str]:
+def per_arch_names(names: Sequence[str]) -> list[str]:
     """`names` with each population aggregate replaced by its members (each once, in order)."""
     out: list[str] = []
     for n in names:

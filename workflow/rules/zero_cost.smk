@@ -3,7 +3,7 @@
 ZERO_COST = config["zero_cost"]
 ZERO_COST_SETS = ZERO_COST["arch_sets"] if ZERO_COST["proxies"] else []
 ZERO_COST_CODE = code("stages/zero_cost.py", "stages/estimation.py", "stages/training.py",
-                      "nasflow/estimators/zero_cost.py", "nasflow/data.py", "nasflow/devices.py", "nasflow/counting.py",
+                      "nasflow/estimators/zero_cost.py", "nasflow/estimators/zero_cost_2022.py", "nasflow/data.py", "nasflow/devices.py", "nasflow/counting.py",
                       "nasflow/registry.py", "nasflow/spaces/*.py", "nasflow/models/*.py") + STAGE_CODE
 
 
