@@ -11,7 +11,8 @@ A supernet estimator's cost per arch is its scoring time plus the supernet's tra
 the sampled archs. When the ground truth is a table, a row `<name>_all_archs` gives the supernet angle's, a
 zero-cost proxy's or a tabular estimator's (`table_acc_<s>ep_e<k>`, …, in `estimators.extra`) correlation over
 every NB201 cell it scored (every cell of the table for the tabular ones), and `<name>_extra` a zero-cost proxy's
-over the `zero_cost.extra_archs` more cells.
+over the `zero_cost.extra_archs` more cells; with `zero_cost.dedup`, `<name>_extra_dedup` / `<name>_all_archs_dedup`
+the same over one cell per isomorphism class (nasflow.spaces.nb201.representatives).
 
 A diverged training (a result with `status: diverged`, NaN accuracy) is never a score: its estimates.csv cell
 is empty, the `<estimator>_status` / `ground_truth_status` columns (after the seconds columns) say `ok` or
@@ -46,8 +47,12 @@ def _over_other_archs(params, args, opts, ctx) -> list[dict]:
     table = load_table(gt["path"], gt["column"])
     rows = []
 
-    def row(name, doc, key, extra_seconds=0.0):
+    def row(name, doc, key, extra_seconds=0.0, dedup=False):
         res = doc["results"]
+        if dedup:  # one cell per isomorphism class (nasflow.spaces.nb201.unique_key): the first in the set
+            from nasflow.spaces import nb201
+
+            res = [res[i] for i in nb201.representatives([r["arch"] for r in res])]
         rows.append(correlation_row(name, [_number(r[key]) for r in res], [table[r["arch"]] for r in res],
                                     [r[f"{key}_seconds"] + extra_seconds for r in res], **opts))
 
@@ -64,6 +69,8 @@ def _over_other_archs(params, args, opts, ctx) -> list[dict]:
             doc = {**doc, "results": add_aggregates(doc["results"], list(zc["proxies"]))}
             for proxy in zc["proxies"]:
                 row(f"{proxy}{suffix}", doc, proxy)
+                if zc["dedup"]:
+                    row(f"{proxy}{suffix}_dedup", doc, proxy, dedup=True)
     # the tabular estimators cost nothing to run: over every cell of the ground-truth table too
     tabular = [n for n in params["estimators"]["extra"] if n != "table" and registry.get(n).family == "table"]
     everything = list(table)

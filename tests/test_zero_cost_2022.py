@@ -316,3 +316,21 @@ def test_cli_network_a_proxy_cannot_handle_exit_2_one_line(capsys):
                  "--batch-size", "8", "--proxies", "meco_opt", "--json"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("nasflow: error: meco_opt: a module outputs 4 channels") and len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------------------------- dedup
+
+def test_representatives_keep_the_first_cell_of_each_isomorphism_class():
+    from nasflow.spaces import nb201
+
+    a = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"
+    a_swapped = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|nor_conv_1x1~2|"  # the same string
+    # node 2 does not reach the output: its op cannot matter
+    b = "|nor_conv_3x3~0|+|avg_pool_3x3~0|none~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
+    b_dead = "|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
+    # skip-then-conv == conv straight from the input; the two sums in another edge order
+    c = "|skip_connect~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
+    c_direct = "|skip_connect~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|none~1|skip_connect~2|"
+    zero, zero_too = NO_PATH, "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    archs = [a, b, a_swapped, b_dead, c, zero, c_direct, zero_too, ALL_CONV]
+    assert nb201.representatives(archs) == [0, 1, 4, 5, 8]

@@ -34,7 +34,7 @@ FAMILY_STYLE = {
     "model-based": ("tab:olive", "X"),
     "ensemble": ("tab:brown", "P"),
 }
-SUFFIXES = ("_all_archs", "_extra")  # the same estimator over every NB201 cell / over the extra cells
+SUFFIXES = ("_all_archs", "_extra", "_all_archs_dedup", "_extra_dedup")  # the same estimator over every NB201 cell / over the extra cells
 
 COLUMNS = ("estimator", "family", "n", "kendall_tau", "kendall_tau_low", "kendall_tau_high", "spearman_rho",
            "seconds_per_arch", "on_front", "published_metric", "published_value", "published_source")

@@ -164,7 +164,7 @@ def available() -> list[str]:
 def family_of(name: str) -> str:
     """The family of an estimator, or of a correlation row over other archs (`<name>_all_archs`, `<name>_extra`)
     or an ensemble row (`vote…`)."""
-    for suffix in ("_all_archs", "_extra"):
+    for suffix in ("_dedup", "_all_archs", "_extra"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
     if name.startswith("vote") or name in _DECLARED_ENSEMBLES:
