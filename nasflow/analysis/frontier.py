@@ -67,6 +67,9 @@ PUBLISHED: dict[tuple[str, str, str], Anchor] = {
        for column, rhos in _ZERO_COST_RHO.items() for proxy, rho in zip(_ZERO_COST_PROXIES, rhos)},
     ("params", "spearman_rho", _C10): Anchor(0.693, _NASLIB_SOURCE),
     ("flops", "spearman_rho", _C10): Anchor(0.663, _NASLIB_SOURCE),
+    # AZ-NAS's notebook output (cvlab-yonsei/AZ-NAS NB201/tss_general.ipynb, seed 1, batch 64): all cells,
+    # CIFAR-10 ori-test accuracy at 200 epochs, duplicates kept; τ 0.741 there (docs/zero-cost-2022.md)
+    ("az_nas", "spearman_rho", _C10): Anchor(0.913, "AZ-NAS notebook, all 15,625 NB201 cells, CIFAR-10 test"),
     # `angle_random` when both label kinds run, `angle` when one does (stages.common.supernet_estimators)
     **{(name, "kendall_tau", column): Anchor(tau, _RLNAS_SOURCE)
        for name in ("angle_random_all_archs", "angle_all_archs") for column, tau in _RLNAS_TAU.items()},
