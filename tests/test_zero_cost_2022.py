@@ -217,7 +217,7 @@ def test_plain_shares_the_loss_gradient_pass():
 # --------------------------------------------------------------------------------------------- score, spaces
 
 def test_score_is_order_independent_and_deterministic():
-    x, y = _data(n=16)
+    x, y = _data(n=8)
 
     def factory():
         return nb201_net.build_network(ALL_CONV, channels=8, depth=1, num_classes=10)
@@ -305,7 +305,7 @@ def test_new_proxies_are_registered_zero_cost_estimators():
 
 def test_cli_scores_new_proxies_and_aggregates(capsys):
     assert main(["proxies", "--arch", INDEX0, "--arch", ALL_CONV, "--data", "digits", "--channels", "8", "--depth",
-                 "1", "--batch-size", "16", "--proxies", "meco,zico,te_nas", "--json"]) == 0
+                 "1", "--batch-size", "8", "--proxies", "meco,zico,te_nas", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [set(r) >= {"meco", "zico", "te_nas", "te_nas_seconds"} for r in rows] == [True, True]
     assert sum(r["te_nas"] for r in rows) == 6.0  # two members' ranks among two archs: (1 + 2) * 2
