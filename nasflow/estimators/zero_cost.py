@@ -31,6 +31,11 @@ Like the references, the network is in training mode (BN uses batch statistics; 
   with `seed`, so the score is reproducible.
 A disconnected network (NB201 cells with no path) gives -inf or NaN for some proxies; they are not errors.
 
+The proxies cited since 2022 (meco, meco_opt, zico, swap, swap_reg, AZ-NAS's four, te_nas_ntk, te_nas_lr, epe_nas,
+l2_norm, plain) live in nasflow.estimators.zero_cost_2022 and are accepted by every function here (`ALL_PROXIES`;
+the default stays `PROXIES`); `az_nas` and `te_nas` are population aggregates (`AGGREGATES`), computed by
+`score_archs` / `add_aggregates` over the archs scored together, never by `score` for one arch.
+
 `score` builds a fresh, identically seeded network for every proxy, so one proxy's changes (synflow's |W|,
 zen's re-initialisation, BN running statistics) never reach another, except that grad_norm, snip, fisher and
 grasp share one network and one forward pass, grad_norm, snip and fisher one gradient too (none of them changes a

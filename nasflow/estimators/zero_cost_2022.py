@@ -187,8 +187,8 @@ def _distinct_rows(codes: torch.Tensor) -> int:
 
 
 def naswot_kernel_add(kernel: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    from nasflow.estimators.zero_cost import hamming_kernel  # noqa: F401 (same definition as naswot)
-
+    """`kernel` plus the Hamming-agreement kernel of one ReLU input's codes, the arithmetic of zero_cost.naswot (so
+    the shared pass gives its value bit for bit)."""
     codes = (x.detach().reshape(x.shape[0], -1) > 0)
     units = codes.shape[1]
     dtype = torch.float32 if units < 2 ** 24 else torch.float64
