@@ -145,6 +145,39 @@ def _correlate(args) -> None:
         print(f"{name:<18} {rv:>8.3f} {tv:>8.3f} {rt:>8.3f} {tt:>8.3f} {rd:>14.3f} {td:>14.3f} {len(keep):>8}")
 
 
+def _meco_one_image(args) -> None:
+    """MeCo as its correlation script runs it (a batch of one image: BN statistics of that image) beside ours
+    (the batch of 64 forwarded, the first image read), on the cells of the score files: isolates the batch-size
+    part of a difference from the published ρ."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from scipy import stats
+
+    from nasflow.estimators import zero_cost as zc
+    from nasflow.registry import build_network
+    from nasflow.spaces import get_space
+    from stages.common import load_params
+    from stages.estimation import zero_cost_batch
+
+    torch.set_num_threads(1)
+    params = load_params(args.params)
+    space = get_space(params["space"])
+    images, labels, classes = zero_cost_batch(params, torch.device("cpu"))
+    rows = [json.loads(line) for path in args.scores for line in Path(path).read_text().splitlines() if line.strip()]
+    table = pd.read_csv(args.table).set_index("arch")
+    one = []
+    for r in rows:
+        def build(arch=r["arch"]):
+            return build_network(space, arch, channels=16, depth=5, num_classes=classes)
+        one.append(zc.score(build, images[:1], None, proxies=["meco"], seed=params["seed"])["meco"])
+    for column in ("cifar10_valid_acc_200ep", "cifar10_test_acc_200ep"):
+        gt = [table.loc[r["arch"], column] for r in rows]
+        ours = stats.spearmanr([r["meco"] for r in rows], gt)[0]
+        single = stats.spearmanr(np.nan_to_num(one, nan=-np.inf), gt)[0]
+        print(f"{column}: n={len(rows)}  meco (batch 64, first image) ρ={ours:.3f}  meco (one image) ρ={single:.3f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -161,8 +194,12 @@ def main() -> None:
     c = sub.add_parser("correlate")
     c.add_argument("--table", required=True)
     c.add_argument("scores", nargs="+")
+    m = sub.add_parser("meco1")
+    m.add_argument("--params", required=True)
+    m.add_argument("--table", required=True)
+    m.add_argument("scores", nargs="+")
     args = p.parse_args()
-    {"timing": _timing, "score": _score, "correlate": _correlate}[args.cmd](args)
+    {"timing": _timing, "score": _score, "correlate": _correlate, "meco1": _meco_one_image}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -334,3 +334,22 @@ def test_representatives_keep_the_first_cell_of_each_isomorphism_class():
     zero, zero_too = NO_PATH, "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"
     archs = [a, b, a_swapped, b_dead, c, zero, c_direct, zero_too, ALL_CONV]
     assert nb201.representatives(archs) == [0, 1, 4, 5, 8]
+
+
+def test_meco_reads_each_output_before_a_later_in_place_op():
+    # BN then ReLU(inplace=True), as NB201's head: MeCo's hook reduces the BN output before the ReLU overwrites it
+    torch.manual_seed(3)
+    conv, bn = nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)
+    model = nn.Sequential(conv, bn, nn.ReLU(inplace=True))
+    x, _ = _data(n=4)
+    with torch.no_grad():
+        c = conv(x)
+        b = bn(c)
+        r = torch.relu(b)
+
+    def term(t):
+        return np.linalg.eigvalsh(np.corrcoef(t[0].double().numpy().reshape(4, -1)))[0]
+
+    # conv, BN (pre-ReLU), ReLU, and the Sequential (its output: the ReLU's)
+    expected = term(c) + term(b) + 2 * term(r)
+    assert z22.meco(model, x) == pytest.approx(expected, rel=1e-9, abs=1e-12)

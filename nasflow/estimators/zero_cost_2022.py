@@ -105,8 +105,7 @@ def _meco_terms(outputs: Sequence[torch.Tensor], *, opt: bool, seed: int) -> flo
     g = _generator(seed, "cpu")
     total = 0.0
     name = "meco_opt" if opt else "meco"
-    for out in outputs:
-        fea = out[0].detach()
+    for fea in outputs:  # each the first image's output of one module call
         if fea.dim() == 0:
             continue  # a per-image scalar: no channels (the reference cannot take it either)
         fea = fea.reshape(fea.shape[0], -1)
@@ -136,7 +135,9 @@ class _ModuleOutputs:
     def _keep(self, module, inputs, output):
         out = output[0] if isinstance(output, (tuple, list)) else output
         if isinstance(out, torch.Tensor) and out.dim() >= 1:
-            self.outputs.append(out.detach())
+            # the first image, copied now: MeCo reduces inside its hook, before a later in-place op (NB201's head
+            # BN -> ReLU(inplace=True)) overwrites the tensor
+            self.outputs.append(out[0].detach().clone())
 
     def remove(self):
         for h in self.handles:
@@ -215,33 +216,39 @@ def forward_proxies(model: nn.Module, batch: torch.Tensor, names: Sequence[str],
     device = batch.device
     n_img = batch.shape[0]
     kernel = torch.zeros((n_img, n_img), dtype=torch.float64, device=device)
-    relu_inputs: list[torch.Tensor] = []
     want_meco = any(n.startswith("meco") for n in names)
+    in_hooks = {"naswot": 0.0, "meco": 0.0}
+
+    def add(x: torch.Tensor) -> None:  # naswot's kernel, as zero_cost.naswot builds it: at each ReLU's call
+        nonlocal kernel
+        t = time.perf_counter()
+        kernel = naswot_kernel_add(kernel, x)
+        in_hooks["naswot"] += _elapsed(t, device)
+
     start = time.perf_counter()
     rec = _ModuleOutputs(model) if want_meco else None
     model.train()
     try:
         with torch.no_grad():
             if "naswot" in names:
-                with _ReLUInputs(lambda x: relu_inputs.append(x.detach().clone())):
+                with _ReLUInputs(add):
                     model(batch)
             else:
                 model(batch)
     finally:
         if rec is not None:
             rec.remove()
-    forward = _elapsed(start, device)
+    forward = _elapsed(start, device) - in_hooks["naswot"]  # the forward itself (meco's copies included)
     values, seconds = {}, {}
     for name in names:
         start = time.perf_counter()
         if name == "naswot":
-            for x in relu_inputs:
-                kernel = naswot_kernel_add(kernel, x)
             _, logdet = np.linalg.slogdet(kernel.cpu().numpy())
             values[name] = float(logdet)
+            seconds[name] = forward + in_hooks["naswot"] + _elapsed(start, device)
         else:
             values[name] = _meco_terms(rec.outputs, opt=name == "meco_opt", seed=seed)
-        seconds[name] = forward + _elapsed(start, device)
+            seconds[name] = forward + _elapsed(start, device)
     return values, seconds
 
 
