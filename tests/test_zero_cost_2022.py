@@ -248,7 +248,7 @@ def test_every_new_proxy_scores_darts_and_mobilenet(space, arch, depth, size):
         from nasflow.spaces import darts
         arch = darts.DARTS_V2
     archs = [arch] if arch else sp.sample(1, 0)
-    x, y = _data(n=16, size=size)
+    x, y = _data(n=8, size=size)  # small: te_nas_ntk runs one backward pass per image
     rows = zc.score_archs(archs, space=space, channels=8, depth=depth, num_classes=10, batch=x, labels=y,
                           proxies=list(z22.PROXIES_2022), seed=0)
     for row in rows:
@@ -256,7 +256,7 @@ def test_every_new_proxy_scores_darts_and_mobilenet(space, arch, depth, size):
 
 
 def test_score_archs_adds_the_aggregates_over_the_archs_scored():
-    x, y = _data(n=16)
+    x, y = _data(n=8)
     archs = [INDEX0, ALL_CONV, "|nor_conv_1x1~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"]
     rows = zc.score_archs(archs, space="nb201", channels=8, depth=1, num_classes=10, batch=x, labels=y,
                           proxies=["az_nas", "te_nas", "meco"], seed=0)
