@@ -216,9 +216,11 @@ def _add_proxies(subparsers) -> None:
         "proxies",
         help="zero-cost proxy scores of architectures",
         description="Score each architecture, untrained, with zero-cost proxies (grad_norm, snip, grasp, "
-        "fisher, synflow, jacob_cov, naswot, zen, params, flops) on the first seeded, augmented training "
-        "batch of a dataset; each proxy gets a freshly built network with the same seed. See "
-        "nasflow.estimators.zero_cost for the definitions.",
+        "fisher, synflow, jacob_cov, naswot, zen, params, flops by default; on request also meco, meco_opt, zico, "
+        "swap, swap_reg, az_expressivity, az_progressivity, az_trainability, az_complexity, te_nas_ntk, te_nas_lr, "
+        "epe_nas, l2_norm, plain, and the aggregates az_nas and te_nas, ranked among the archs of this call) on "
+        "the first seeded, augmented training batch of a dataset; each proxy gets a freshly built network with the "
+        "same seed. See nasflow.estimators.zero_cost and zero_cost_2022 for the definitions.",
     )
     p.add_argument("--space", choices=available_spaces(), default="nb201", help="search space (default nb201)")
     source = p.add_mutually_exclusive_group(required=True)
@@ -236,7 +238,7 @@ def _add_proxies(subparsers) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=64, metavar="B", help="images in the batch (default 64)")
     p.add_argument("--seed", type=int, default=0, help="network and batch seed (default 0)")
     p.add_argument("--proxies", default=None, metavar="NAMES",
-                   help="comma-separated proxy names (default: all)")
+                   help="comma-separated proxy names (default: the 2021 set, grad_norm … flops)")
     p.add_argument("--channels", type=_positive_int, default=16, metavar="C",
                    help="channels of the first stage (nb201) or first cell (darts) (default 16)")
     p.add_argument("--depth", type=_positive_int, default=5, metavar="D",

@@ -4,14 +4,15 @@ of rank correlations per estimator against the ground truth (results/correlation
 The estimators are every registered name the params ask for (stages.params.correlated_names: the proxy
 settings and their learning-curve estimators, the supernet ones, the zero-cost proxies, `estimators.extra`), each
 run through nasflow.estimators.registry on the ground truth's archs in a ResultsContext: it reads what the DAG's
-stages computed, so nothing trains here. Then the `estimators.ensembles` (rank averages of those columns; cost:
+stages computed, so nothing trains here. Then the `estimators.ensembles` (rank averages or AZ-NAS's sums of log-ranks of those columns; cost:
 the sum of theirs).
 
 A supernet estimator's cost per arch is its scoring time plus the supernet's training time shared out over
 the sampled archs. When the ground truth is a table, a row `<name>_all_archs` gives the supernet angle's, a
 zero-cost proxy's or a tabular estimator's (`table_acc_<s>ep_e<k>`, …, in `estimators.extra`) correlation over
 every NB201 cell it scored (every cell of the table for the tabular ones), and `<name>_extra` a zero-cost proxy's
-over the `zero_cost.extra_archs` more cells.
+over the `zero_cost.extra_archs` more cells; with `zero_cost.dedup`, `<name>_extra_dedup` / `<name>_all_archs_dedup`
+the same over one cell per isomorphism class (nasflow.spaces.nb201.representatives).
 
 `init_seconds` is a one-off cost paid before the first arch is scored, beside `seconds_per_arch`: a model-based
 predictor's (pred_<predictor>[_<feature set>]_n<k>) evaluation of its k training cells (recorded times or the
@@ -44,6 +45,7 @@ def _over_other_archs(params, args, opts, ctx) -> list[dict]:
     """Correlation rows over arch sets beyond the sampled ones, against the ground-truth table."""
     from nasflow.bench import load_table
     from nasflow.estimators import registry
+    from nasflow.estimators.zero_cost import add_aggregates
 
     gt = params["ground_truth"]
     if gt["source"] != "table":
@@ -51,8 +53,12 @@ def _over_other_archs(params, args, opts, ctx) -> list[dict]:
     table = load_table(gt["path"], gt["column"])
     rows = []
 
-    def row(name, doc, key, extra_seconds=0.0):
+    def row(name, doc, key, extra_seconds=0.0, dedup=False):
         res = doc["results"]
+        if dedup:  # one cell per isomorphism class (nasflow.spaces.nb201.unique_key): the first in the set
+            from nasflow.spaces import nb201
+
+            res = [res[i] for i in nb201.representatives([r["arch"] for r in res])]
         rows.append(correlation_row(name, [_number(r[key]) for r in res], [table[r["arch"]] for r in res],
                                     [r[f"{key}_seconds"] + extra_seconds for r in res], **opts))
 
@@ -65,8 +71,12 @@ def _over_other_archs(params, args, opts, ctx) -> list[dict]:
     for arch_set, suffix in (("extra", "_extra"), ("all", "_all_archs")):
         if zc["proxies"] and arch_set in zc["arch_sets"]:
             doc = read_results(f"{args.zero_cost_dir}/{arch_set}.json", keys=("arch",))
+            # population aggregates (az_nas, te_nas) over every cell of the set, from their members
+            doc = {**doc, "results": add_aggregates(doc["results"], list(zc["proxies"]))}
             for proxy in zc["proxies"]:
                 row(f"{proxy}{suffix}", doc, proxy)
+                if zc["dedup"]:
+                    row(f"{proxy}{suffix}_dedup", doc, proxy, dedup=True)
     # the tabular estimators cost nothing to run: over every cell of the ground-truth table too
     tabular = [n for n in params["estimators"]["extra"] if n != "table" and registry.get(n).family == "table"]
     everything = list(table)
@@ -104,12 +114,12 @@ def main():
         scores[name] = [e.score for e in estimates]
         seconds[name] = [e.seconds for e in estimates]
         statuses[name] = [e.status for e in estimates]
-    for name, members in params["estimators"]["ensembles"].items():
+    for name, (kind, members) in registry.ensemble_specs(params["estimators"]["ensembles"]).items():
         unknown = [m for m in members if m not in scores]
         if unknown:
             raise ParamsError(f"{args.params}: estimators.ensembles.{name}: {', '.join(unknown)} not correlated here "
                               f"(correlated: {', '.join(scores)})")
-        scores[name] = registry.vote_scores([scores[m] for m in members])
+        scores[name] = registry.ensemble_scores(kind, [scores[m] for m in members])
         seconds[name] = [sum(seconds[m][i] for m in members) for i in range(len(archs))]
         statuses[name] = ["ok" if all(statuses[m][i] == "ok" for m in members) else "diverged" for i in range(len(archs))]
         if any(m in ctx.init_seconds for m in members):

@@ -162,9 +162,13 @@ class ResultsContext(_Common):
                          r[f"{indicator}_seconds"] + share, r.get("status", "ok")) for r in rows]
 
     def zero_cost(self, proxy, archs):
+        from nasflow.estimators.zero_cost import AGGREGATES, add_aggregates
+
         rows, doc = self._lookup(self.zero_cost_file, (), archs, "the zero-cost stage")
         if proxy not in doc.get("proxies", []):
             raise CheckpointError(f"{self.zero_cost_file}: no {proxy} scores (add it to zero_cost.proxies and rerun)")
+        if proxy in AGGREGATES:  # a population aggregate: over the archs asked (those correlated), from its members
+            rows = add_aggregates(rows, [proxy])
         return [Estimate(math.nan if r[proxy] is None else r[proxy], r[f"{proxy}_seconds"]) for r in rows]
 
 
@@ -206,6 +210,12 @@ class ComputeContext(_Common):
         return [Estimate(s, seconds / max(len(archs), 1)) for s in scores]
 
     def zero_cost(self, proxy, archs):
+        from nasflow.estimators.zero_cost import AGGREGATES
+
+        if proxy in AGGREGATES:
+            raise ParamsError(f"{proxy}: a population aggregate (ranks among the archs scored together): it cannot "
+                              f"score one arch at a time in a search; use one of its members "
+                              f"({', '.join(AGGREGATES[proxy][1])})")
         if self._batch is None:
             self._batch = zero_cost_batch(self.params, self.device)
         rows = zero_cost_rows(self.params, self.space, archs, [proxy], self.device, self._batch)
@@ -232,6 +242,7 @@ def zero_cost_rows(params: dict, space, archs, proxies, device, batch: tuple) ->
 
     zc = params["zero_cost"]
     images, labels, num_classes = batch
+    proxies = zero_cost.per_arch_names(proxies)  # aggregates (az_nas, te_nas): their members; combined by readers
     depth = {"darts": zc["layers"], "nb201": zc["cells_per_stage"]}.get(space.NAME)  # mobilenet: fixed depth
     return zero_cost.score_archs(archs, space=space, channels=zc["channels"], depth=depth, num_classes=num_classes,
                                  batch=images, labels=labels, proxies=proxies, seed=params["seed"], device=device)

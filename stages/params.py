@@ -203,6 +203,14 @@ def _check_hybrids(params: dict, source: str) -> None:
                 raise ParamsError(f"{where}: a feature is a zero-cost proxy or a tabular estimator (this is {family})")
 
 
+def _registered(registry, name: str) -> bool:
+    try:
+        registry.get(name)
+        return True
+    except ParamsError:
+        return False
+
+
 def _check_estimators(params: dict, *, settings: list[str], source: str) -> None:
     """Every estimator named in search.estimators, estimators.extra and estimators.ensembles is registered and has
     what it needs (nasflow.estimators.registry)."""
@@ -216,7 +224,14 @@ def _check_estimators(params: dict, *, settings: list[str], source: str) -> None
     methods = params["differentiable"]["methods"]
     where = [("search.estimators", n) for n in params["search"]["estimators"]]
     where += [("estimators.extra", n) for n in est["extra"]]
-    where += [(f"estimators.ensembles.{v}", n) for v, members in est["ensembles"].items() for n in members]
+    try:
+        ensembles = registry.ensemble_specs(est["ensembles"])
+    except ParamsError as e:
+        raise ParamsError(f"{source}: {e}") from None
+    clash = [v for v in ensembles if not v.startswith("vote") and _registered(registry, v)]
+    if clash:
+        raise ParamsError(f"{source}: estimators.ensembles.{clash[0]}: the name of a registered estimator; choose another")
+    where += [(f"estimators.ensembles.{v}", n) for v, (_, members) in ensembles.items() for n in members]
     for key, name in where:
         try:
             needs = registry.get(name).needs
@@ -240,7 +255,7 @@ def _check_estimators(params: dict, *, settings: list[str], source: str) -> None
     if est["ensembles"]:
 
         correlated = correlated_names(params)
-        for vote, members in est["ensembles"].items():
+        for vote, (_, members) in ensembles.items():
             missing = [m for m in members if m not in correlated]
             if missing:
                 raise ParamsError(f"{source}: estimators.ensembles.{vote}: {', '.join(missing)} is not correlated "

@@ -97,8 +97,9 @@ def study(tmp_path_factory):
         differentiable={**params["differentiable"], "methods": []},
         estimators={"plugins": ["nasflow_test_plugin"], "extra": ["n_convs"],
                     "learning_curve": {"kinds": ["sotl", "sotl_e", "lce"], "acc_epochs": [1, 2]},
-                    "ensembles": {"vote": ["n_convs", "proxy_bpe1"]}},
-        zero_cost={"proxies": ["params", "flops", "synflow"], "arch_sets": ["sampled"], "channels": 4,
+                    "ensembles": {"vote": ["n_convs", "proxy_bpe1"],
+                                  "logrank": {"kind": "log_rank", "members": ["n_convs", "proxy_bpe1", "meco"]}}},
+        zero_cost={"proxies": ["params", "flops", "synflow", "meco", "az_nas"], "arch_sets": ["sampled"], "channels": 4,
                    "cells_per_stage": 1, "image_size": 8, "batch_size": 16})
     study = make_study(tmp_path, params)
     (study / "nasflow_test_plugin.py").write_text(PLUGIN)
@@ -133,7 +134,7 @@ def test_every_estimator_correlates_as_scipy_says(study):
     corr = {r["estimator"]: r for r in read_csv(res / "correlation.csv")}
     est = read_csv(res / "estimates.csv")
     assert list(corr) == ["proxy_bpe1", "sotl_bpe1", "sotl_e_bpe1", "lce_bpe1", "acc_bpe1_e1", "acc_bpe1_e2",
-                          "params", "flops", "synflow", "n_convs", "vote"]
+                          "params", "flops", "synflow", "meco", "az_nas", "n_convs", "vote", "logrank"]
     truth = {r["arch"]: r["final_acc"] for r in json.loads((res / "ground_truth.json").read_text())["results"]}
     proxy = {r["arch"]: r for r in json.loads((res / "proxy" / "bpe1.json").read_text())["results"]}
     archs = [r["arch"] for r in est]
@@ -146,6 +147,13 @@ def test_every_estimator_correlates_as_scipy_says(study):
         "proxy_bpe1": [proxy[a]["final_acc"] for a in archs],
     }
     expected["vote"] = list((stats.rankdata(expected["n_convs"]) + stats.rankdata(expected["proxy_bpe1"])) / 2)
+    # AZ-NAS's sum of log(rank / n) over the correlated archs: of an ensemble's members, of az_nas's four proxies
+    zc_rows = {r["arch"]: r for r in json.loads((res / "zero_cost" / "sampled.json").read_text())["results"]}
+    meco = [zc_rows[a]["meco"] for a in archs]
+    expected["logrank"] = list(sum(np.log(stats.rankdata(v) / len(archs))
+                                   for v in (expected["n_convs"], expected["proxy_bpe1"], meco)))
+    expected["az_nas"] = list(sum(np.log(stats.rankdata([zc_rows[a][m] for a in archs]) / len(archs))
+                                  for m in ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity")))
     for name, scores in expected.items():
         assert [float(r[name]) for r in est] == pytest.approx(scores, rel=1e-9), name
         tau = float(corr[name]["kendall_tau"])

@@ -31,7 +31,7 @@ from nasflow.errors import CheckpointError, ParamsError
 
 FAMILIES = ("budgeted training", "learning curve", "zero-cost", "supernet", "differentiable", "table", "model-based",
             "ensemble")
-SUFFIXES = ("_all_archs", "_extra")  # the same estimator over every NB201 cell / over the extra cells
+SUFFIXES = ("_all_archs", "_extra", "_all_archs_dedup", "_extra_dedup")  # the same estimator over every NB201 cell / over the extra cells (dedup: one cell per isomorphism class)
 
 COLUMNS = ("estimator", "family", "n", "kendall_tau", "kendall_tau_low", "kendall_tau_high", "spearman_rho",
            "seconds_per_arch", "init_seconds", "on_front", "published_metric", "published_value", "published_source")
@@ -64,6 +64,9 @@ PUBLISHED: dict[tuple[str, str, str], Anchor] = {
        for column, rhos in _ZERO_COST_RHO.items() for proxy, rho in zip(_ZERO_COST_PROXIES, rhos)},
     ("params", "spearman_rho", _C10): Anchor(0.693, _NASLIB_SOURCE),
     ("flops", "spearman_rho", _C10): Anchor(0.663, _NASLIB_SOURCE),
+    # AZ-NAS's notebook output (cvlab-yonsei/AZ-NAS NB201/tss_general.ipynb, seed 1, batch 64): all cells,
+    # CIFAR-10 ori-test accuracy at 200 epochs, duplicates kept; τ 0.741 there (docs/zero-cost-2022.md)
+    ("az_nas", "spearman_rho", _C10): Anchor(0.913, "AZ-NAS notebook, all 15,625 NB201 cells, CIFAR-10 test"),
     # `angle_random` when both label kinds run, `angle` when one does (stages.params.supernet_estimators)
     **{(name, "kendall_tau", column): Anchor(tau, _RLNAS_SOURCE)
        for name in ("angle_random_all_archs", "angle_all_archs") for column, tau in _RLNAS_TAU.items()},

@@ -20,7 +20,10 @@ def register(name: str, *, family: str, needs=()):
 
     return wrap
 
-ZERO_COST = ("grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov", "naswot", "zen", "params", "flops")
+ZERO_COST = ("grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov", "naswot", "zen", "params", "flops",
+             # since 2022 (nasflow.estimators.zero_cost_2022); az_nas and te_nas are population aggregates
+             "meco", "meco_opt", "zico", "swap", "swap_reg", "az_expressivity", "az_progressivity", "az_trainability",
+             "az_complexity", "az_nas", "te_nas_ntk", "te_nas_lr", "te_nas", "epe_nas", "l2_norm", "plain")
 SUPERNET_LABELS = ("random", "true")
 
 

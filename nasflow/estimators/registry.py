@@ -21,7 +21,7 @@ flops); supernet `angle[_<labels>]`, `supernet_acc[_<labels>]`; differentiable `
 log-probability of the arch under a differentiable search's final softmax(α), NB201); table `table` (a column of
 the NAS-Bench-201 table with its simulated or recorded cost) and the tabular learning-curve estimators
 `table_acc_<schedule>ep_e<k>`, `table_sotl[_e]_<schedule>ep_e<k>`, `table_lce_<schedule>ep_e<k>` (read off the
-release's own per-epoch curves at NB201's real budgets: no training is run); ensembles (`vote`, rank averages of other estimators: made
+release's own per-epoch curves at NB201's real budgets: no training is run); ensembles (`vote`, rank averages of other estimators, and `log_rank`, AZ-NAS's sum of log-ranks: made
 from their scores, so only where a population of archs is scored together, see `vote_scores`).
 """
 from __future__ import annotations
@@ -162,12 +162,61 @@ def available() -> list[str]:
 def family_of(name: str) -> str:
     """The family of an estimator, or of a correlation row over other archs (`<name>_all_archs`, `<name>_extra`)
     or an ensemble row (`vote…`)."""
-    for suffix in ("_all_archs", "_extra"):
+    for suffix in ("_dedup", "_all_archs", "_extra"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
-    if name.startswith("vote"):
+    if name.startswith("vote") or name in _DECLARED_ENSEMBLES:
         return "ensemble"
     return get(name).family
+
+
+ENSEMBLE_KINDS = ("vote", "log_rank")
+_DECLARED_ENSEMBLES: set[str] = set()
+
+
+def ensemble_specs(ensembles: dict) -> dict[str, tuple[str, list[str]]]:
+    """{name: (kind, members)} of params.yaml's `estimators.ensembles`: `vote<name>: [members]` (the rank average)
+    or `<name>: {kind: vote | log_rank, members: [...]}`. The names become known to `family_of` ("ensemble")."""
+    out = {}
+    for name, spec in (ensembles or {}).items():
+        if isinstance(spec, (list, tuple)):
+            kind, members = "vote", list(spec)
+        elif isinstance(spec, dict) and isinstance(spec.get("members"), (list, tuple)):
+            kind, members = spec.get("kind", "vote"), list(spec["members"])
+        else:
+            raise ParamsError(f"estimators.ensembles.{name}: expected [estimators] or {{kind, members: [estimators]}}")
+        if kind not in ENSEMBLE_KINDS:
+            raise ParamsError(f"estimators.ensembles.{name}: unknown kind {kind!r} (known: {', '.join(ENSEMBLE_KINDS)})")
+        if len(members) < 2 or len(set(members)) != len(members):
+            raise ParamsError(f"estimators.ensembles.{name}: needs two or more different members, got {members}")
+        out[name] = (kind, members)
+    _DECLARED_ENSEMBLES.update(out)
+    return out
+
+
+def ensemble_scores(kind: str, columns: Sequence[Sequence[float]], *, nan_ranks_lowest: bool = False) -> list[float]:
+    """The scores of an ensemble of `kind` (`vote`: `vote_scores`; `log_rank`: `log_rank_scores`)."""
+    if kind == "log_rank":
+        return log_rank_scores(columns, nan_ranks_lowest=nan_ranks_lowest)
+    return vote_scores(columns, nan_ranks_lowest=nan_ranks_lowest)
+
+
+def log_rank_scores(columns: Sequence[Sequence[float]], *, nan_ranks_lowest: bool = False) -> list[float]:
+    """AZ-NAS's aggregation (Lee & Ham, CVPR 2024; cvlab-yonsei/AZ-NAS NB201/tss_general.ipynb): per arch the sum
+    over estimators of log(rank / n), rank among the n archs (1 = lowest score, ties averaged). Like
+    `vote_scores`, an arch with a NaN member has no score unless `nan_ranks_lowest` (then NaN ranks lowest)."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    if not len(columns):
+        raise ParamsError("log_rank: no estimators given")
+    values = np.array(columns, dtype=np.float64).reshape(len(columns), -1)
+    n = values.shape[1]
+    if n == 0:
+        return []
+    missing = np.isnan(values).any(axis=0) & (not nan_ranks_lowest)
+    logs = np.array([np.log(rankdata(np.where(np.isnan(v), -np.inf, v)) / n) for v in values])
+    return [math.nan if m else float(r) for m, r in zip(missing, logs.sum(axis=0))]
 
 
 def vote_scores(columns: Sequence[Sequence[float]], *, nan_ranks_lowest: bool = False) -> list[float]:

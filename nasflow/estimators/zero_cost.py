@@ -31,6 +31,11 @@ Like the references, the network is in training mode (BN uses batch statistics; 
   with `seed`, so the score is reproducible.
 A disconnected network (NB201 cells with no path) gives -inf or NaN for some proxies; they are not errors.
 
+The proxies cited since 2022 (meco, meco_opt, zico, swap, swap_reg, AZ-NAS's four, te_nas_ntk, te_nas_lr, epe_nas,
+l2_norm, plain) live in nasflow.estimators.zero_cost_2022 and are accepted by every function here (`ALL_PROXIES`;
+the default stays `PROXIES`); `az_nas` and `te_nas` are population aggregates (`AGGREGATES`), computed by
+`score_archs` / `add_aggregates` over the archs scored together, never by `score` for one arch.
+
 `score` builds a fresh, identically seeded network for every proxy, so one proxy's changes (synflow's |W|,
 zen's re-initialisation, BN running statistics) never reach another, except that grad_norm, snip, fisher and
 grasp share one network and one forward pass, grad_norm, snip and fisher one gradient too (none of them changes a
@@ -58,7 +63,11 @@ from nasflow.registry import get_space, network_builder
 
 __all__ = [
     "PROXIES",
+    "ALL_PROXIES",
+    "AGGREGATES",
     "score",
+    "add_aggregates",
+    "per_arch_names",
     "score_archs",
     "vote",
     "check_proxies",
@@ -81,7 +90,7 @@ PROXIES: tuple[str, ...] = (
     "grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov", "naswot", "zen", "params", "flops",
 )
 # proxies whose value depends on the batch's labels
-NEEDS_LABELS = frozenset({"grad_norm", "snip", "grasp", "fisher"})
+NEEDS_LABELS = frozenset({"grad_norm", "snip", "grasp", "fisher", "zico", "epe_nas", "plain"})
 
 _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 JACOB_COV_K = 1e-5
@@ -188,6 +197,8 @@ def _fisher_total(activations, grads) -> float:
 # proxies read off one forward pass and a gradient of its loss (grasp: a gradient that keeps its graph, then a
 # Hessian-gradient product through it): `score` computes them from one forward pass instead of one each
 LOSS_GRADIENT = ("grad_norm", "snip", "fisher", "grasp")
+# ... and NASLib's plain (nasflow.estimators.zero_cost_2022), read off the same gradient
+LOSS_GRADIENT_ALL = LOSS_GRADIENT + ("plain",)
 
 
 def loss_gradient_proxies(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor,
@@ -198,7 +209,7 @@ def loss_gradient_proxies(model: nn.Module, batch: torch.Tensor, labels: torch.T
     grad_norm, snip and fisher read one plain gradient of the loss; grasp takes a second gradient through the
     same graph, one that keeps its own graph, and the Hessian-gradient product through that. A proxy's seconds
     are what it costs alone: the forward, its gradient, its own reduction (grasp: its product)."""
-    names = [n for n in LOSS_GRADIENT if n in names]
+    names = [n for n in LOSS_GRADIENT_ALL if n in names]
     device = batch.device
     activations: list[torch.Tensor] = []
 
@@ -234,6 +245,8 @@ def loss_gradient_proxies(model: nn.Module, batch: torch.Tensor, labels: torch.T
             "grad_norm": lambda: _total(g.norm() for g in weight_grads if g is not None),
             "snip": lambda: _total((w.detach() * g).abs() for w, g in zip(weights, weight_grads) if g is not None),
             "fisher": lambda: _fisher_total(activations, act_grads),
+            # NASLib's plain: sum W * dL/dW, signed
+            "plain": lambda: _total(w.detach() * g for w, g in zip(weights, weight_grads) if g is not None),
         }
         for name in plain:
             start = time.perf_counter()
@@ -243,7 +256,7 @@ def loss_gradient_proxies(model: nn.Module, batch: torch.Tensor, labels: torch.T
         start = time.perf_counter()
         values["grasp"] = _grasp_from_loss(loss, weights) if reaches else 0.0
         seconds["grasp"] = forward + _elapsed(start, device)
-    return values, seconds
+    return {n: values[n] for n in names}, {n: seconds[n] for n in names}
 
 
 def _elapsed(start: float, device: torch.device) -> float:
@@ -460,6 +473,16 @@ _FUNCS: dict[str, Callable[..., float]] = {
 }
 
 
+from nasflow.estimators import zero_cost_2022 as _zc22  # noqa: E402 (it imports helpers defined above)
+
+_FUNCS.update(_zc22.FUNCS_2022)
+# every name `check_proxies` accepts: the 2021 set (the default), then the 2022+ set (nasflow.estimators.zero_cost_2022)
+ALL_PROXIES: tuple[str, ...] = PROXIES + _zc22.PROXIES_2022
+AGGREGATES = _zc22.AGGREGATES
+FORWARD = _zc22.FORWARD
+AZ = _zc22.AZ
+
+
 # ------------------------------------------------------------------------------------------- scoring
 
 def check_proxies(proxies: Sequence[str] | None) -> list[str]:
@@ -470,10 +493,10 @@ def check_proxies(proxies: Sequence[str] | None) -> list[str]:
         proxies = [proxies]
     names = list(proxies)
     if not names:
-        raise ParamsError("proxies: the list is empty (choose from " + ", ".join(PROXIES) + ")")
+        raise ParamsError("proxies: the list is empty (choose from " + ", ".join(ALL_PROXIES) + ")")
     for name in names:
-        if name not in _FUNCS:
-            raise ParamsError(f"unknown zero-cost proxy {name!r} (choose from {', '.join(PROXIES)})")
+        if name not in _FUNCS and name not in AGGREGATES:
+            raise ParamsError(f"unknown zero-cost proxy {name!r} (choose from {', '.join(ALL_PROXIES)})")
     if len(set(names)) != len(names):
         raise ParamsError(f"proxies: a name is repeated in {', '.join(names)}")
     return names
@@ -508,6 +531,10 @@ def score(model_factory: Callable[[], nn.Module], batch: torch.Tensor, labels: t
     one such network and its forward pass (`loss_gradient_proxies`), which changes no weight. The caller's torch RNG state is
     left as it was."""
     names = check_proxies(proxies)
+    population = [n for n in names if n in AGGREGATES]
+    if population:
+        raise ParamsError(f"{', '.join(population)}: a population aggregate (ranks among archs), not a per-arch "
+                          f"score: use score_archs, or score its members ({', '.join(AGGREGATES[population[0]][1])})")
     _check_batch(batch, labels, names)
     device = torch.device(device)
     batch = batch.to(device)
@@ -519,13 +546,23 @@ def score(model_factory: Callable[[], nn.Module], batch: torch.Tensor, labels: t
         torch.manual_seed(seed)
         return model_factory().to(device)
 
-    shared = [n for n in names if n in LOSS_GRADIENT]
-    if shared:  # one network, one pass for all of them (the values as one by one)
+    # shared passes, each on one fresh network (the values as one by one; each proxy's seconds as alone)
+    passes = [
+        ([n for n in names if n in LOSS_GRADIENT_ALL], lambda m, ns: loss_gradient_proxies(m, batch, labels, ns)),
+        ([n for n in names if n in FORWARD] if any(n.startswith("meco") for n in names) else [],
+         lambda m, ns: _zc22.forward_proxies(m, batch, ns, seed=seed)),
+        ([n for n in names if n in AZ], lambda m, ns: _zc22.az_proxies(m, batch, ns, seed=seed)),
+    ]
+    shared: set[str] = set()
+    for group, run in passes:
+        if not group:
+            continue
         with torch.random.fork_rng(devices=_cuda_ids(device)):
             model = fresh_network()
-            found, cost = loss_gradient_proxies(model, batch, labels, shared)
+            found, cost = run(model, group)
         values.update(found)
         seconds.update({f"{n}_seconds": s for n, s in cost.items()})
+        shared.update(group)
         del model
     for name in names:
         if name in shared:
@@ -556,6 +593,7 @@ def score_archs(archs: Sequence, *, space, channels: int, depth: int, num_classe
     if isinstance(space, str):
         space = get_space(space)
     names = check_proxies(proxies)
+    per_arch = per_arch_names(names)
     canonical = [space.canonical(arch) for arch in archs]
     builder = network_builder(space)
     extra = _builder_kwargs(builder)
@@ -564,8 +602,41 @@ def score_archs(archs: Sequence, *, space, channels: int, depth: int, num_classe
         def build(arch=arch) -> nn.Module:
             return builder(arch, channels=channels, depth=depth, num_classes=num_classes, **extra)
 
-        rows.append({"arch": arch, **score(build, batch, labels, proxies=names, seed=seed, device=device)})
-    return rows
+        rows.append({"arch": arch, **score(build, batch, labels, proxies=per_arch, seed=seed, device=device)})
+    return add_aggregates(rows, names)
+
+
+def per_arch_names(names: Sequence[str]) -> list[str]:
+    """`names` with each population aggregate replaced by its members (each once, in order)."""
+    out: list[str] = []
+    for n in names:
+        for m in (AGGREGATES[n][1] if n in AGGREGATES else (n,)):
+            if m not in out:
+                out.append(m)
+    return out
+
+
+def add_aggregates(rows: Sequence[Mapping], names: Sequence[str]) -> list[dict]:
+    """`rows` with the columns of `names` in order (`<name>`s, then `<name>_seconds`), each population aggregate
+    (`AGGREGATES`: az_nas, te_nas) computed over these rows, the archs scored together; members not asked for
+    are dropped."""
+    names = list(names)
+    extra = {}
+    for n in names:
+        if n in AGGREGATES:
+            extra[n] = _zc22.aggregate(n, rows)
+    out = []
+    for i, row in enumerate(rows):
+        values = {n: (extra[n][0][i] if n in extra else row[n]) for n in names}
+        costs = {f"{n}_seconds": (extra[n][1][i] if n in extra else row[f"{n}_seconds"]) for n in names}
+        keep = {k: v for k, v in row.items() if k not in values and k not in costs and not _is_proxy_key(k)}
+        out.append({**keep, **values, **costs})
+    return out
+
+
+def _is_proxy_key(key: str) -> bool:
+    base = key[:-len("_seconds")] if key.endswith("_seconds") else key
+    return base in _FUNCS
 
 
 def vote(rows: Sequence[Mapping], names: Sequence[str]) -> list[float]:

@@ -225,6 +225,19 @@ def unique_key(arch: str) -> str:
     return "+".join(exprs[3]) or "zero"
 
 
+def representatives(archs: Sequence[str]) -> list[int]:
+    """The positions in `archs` of one cell per isomorphism class (`unique_key`): the first of each class, in the
+    order given (a correlation with `dedup: true` keeps that cell's own score and ground truth)."""
+    seen: set[str] = set()
+    keep = []
+    for i, arch in enumerate(archs):
+        key = unique_key(arch)
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return keep
+
+
 def adl_unique_str(arch: str) -> str:
     """ADL's `Structure.to_unique_str(consider_zero=True)` string for `arch`, spelled as ADL spells it.
 

@@ -8,6 +8,7 @@ ZERO_COST_CODE = (
         "stages/estimation.py",
         "stages/training.py",
         "nasflow/estimators/zero_cost.py",
+        "nasflow/estimators/zero_cost_2022.py",
         "nasflow/data.py",
         "nasflow/devices.py",
         "nasflow/counting.py",
