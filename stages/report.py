@@ -203,9 +203,11 @@ def main():
     tmp_dir.mkdir(parents=True)
     if predicted:
         from nasflow.analysis import predictor_sheet
+        from nasflow.estimators.registry import family_of
 
-        refs = {c["estimator"]: float(c["kendall_tau"]) for c in correlation
-                if c["estimator"] in estimates[0] and c["kendall_tau"] == c["kendall_tau"]}
+        refs = {c["estimator"]: float(c["kendall_tau"]) for c in correlation  # the other families, for reference
+                if c["estimator"] in estimates[0] and c["kendall_tau"] == c["kendall_tau"]
+                and family_of(c["estimator"]) != "model-based"}
         predictor_sheet.plot_learning_curves(predicted, tmp_dir / "predictors_tau_vs_train_size.png", refs)
     truth = [r["ground_truth"] for r in estimates]
     for c in correlation:
