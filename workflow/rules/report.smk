@@ -100,6 +100,7 @@ rule report:
             "nasflow/analysis/workbook.py",
             "nasflow/analysis/plots.py",
             "nasflow/analysis/result_warnings.py",
+            "nasflow/analysis/predictor_sheet.py",
             "nasflow/estimators/registry.py",
             "nasflow/estimators/builtin.py",
             "nasflow/estimators/estimate.py",
