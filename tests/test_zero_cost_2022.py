@@ -191,7 +191,7 @@ def test_l2_norm_and_plain_against_numpy():
     W, b = (p.detach().double().numpy() for p in model[1].parameters())
     assert z22.l2_norm(model) == pytest.approx(np.linalg.norm(W), rel=1e-12)
     grad = _ce_weight_grad(W, b, x.reshape(4, -1).double().numpy(), y.numpy())
-    assert z22.plain(model, x, y) == pytest.approx(float(np.sum(W * grad)), rel=1e-5)
+    assert zc.plain(model, x, y) == pytest.approx(float(np.sum(W * grad)), rel=1e-5)
 
 
 # --------------------------------------------------------------------------------------------- shared passes
@@ -209,7 +209,7 @@ def test_shared_forward_equals_one_by_one(arch):
 def test_plain_shares_the_loss_gradient_pass():
     x, y = _data()
     found, _ = zc.loss_gradient_proxies(_nb201(ALL_CONV), x, y, ["grad_norm", "plain"])
-    assert found["plain"] == z22.plain(_nb201(ALL_CONV), x, y)
+    assert found["plain"] == zc.plain(_nb201(ALL_CONV), x, y)
     assert found["grad_norm"] == zc.grad_norm(_nb201(ALL_CONV), x, y)
 
 

@@ -55,10 +55,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from nasflow.counting import count_flops, count_params
 from nasflow.errors import ParamsError
+from nasflow.estimators.zero_cost_hooks import _elapsed, _ReLUInputs
 from nasflow.registry import get_space, network_builder
 
 __all__ = [
@@ -259,12 +259,6 @@ def loss_gradient_proxies(model: nn.Module, batch: torch.Tensor, labels: torch.T
     return {n: values[n] for n in names}, {n: seconds[n] for n in names}
 
 
-def _elapsed(start: float, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
-
-
 def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
@@ -341,31 +335,6 @@ def jacob_cov(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor | None
     if jac is None:  # the output ignores the input (a cell without a path): constant rows, NaN below
         jac = torch.zeros_like(x)
     return jacob_cov_score(jac.reshape(jac.shape[0], -1).double().cpu().numpy())
-
-
-class _ReLUInputs(TorchFunctionMode):
-    """Calls `seen(x)` with the input of every ReLU evaluated inside the block: nn.ReLU modules (which call
-    F.relu), F.relu / torch.relu / Tensor.relu (in-place variants too), ReLU6 (F.relu6, nn.ReLU6 = hardtanh
-    from 0). The input is read before the call, so an in-place ReLU is seen as it was."""
-
-    _RELUS = frozenset({F.relu, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_, F.relu6})
-
-    def __init__(self, seen: Callable[[torch.Tensor], None]):
-        super().__init__()
-        self.seen = seen
-
-    @staticmethod
-    def _is_relu6(func, args, kwargs) -> bool:
-        if func is not F.hardtanh:
-            return False
-        min_val = kwargs.get("min_val", args[1] if len(args) > 1 else -1.0)
-        return float(min_val) == 0.0
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if (func in self._RELUS or self._is_relu6(func, args, kwargs)) and args and isinstance(args[0], torch.Tensor):
-            self.seen(args[0])
-        return func(*args, **kwargs)
 
 
 def hamming_kernel(codes: np.ndarray) -> np.ndarray:
@@ -467,6 +436,12 @@ def flops(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor | None = N
     return float(count_flops(model, tuple(batch.shape[1:])))
 
 
+def plain(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
+    """Sum over Conv2d/Linear weights of W * dL/dW (signed), L the batch's cross-entropy in training mode
+    (NASLib measures/plain.py). Shares the loss-gradient pass of grad_norm/snip/fisher in `score`."""
+    return loss_gradient_proxies(model, batch, labels, ["plain"])[0]["plain"]
+
+
 _FUNCS: dict[str, Callable[..., float]] = {
     "grad_norm": grad_norm, "snip": snip, "grasp": grasp, "fisher": fisher, "synflow": synflow,
     "jacob_cov": jacob_cov, "naswot": naswot, "zen": zen, "params": params, "flops": flops,
@@ -476,6 +451,7 @@ _FUNCS: dict[str, Callable[..., float]] = {
 from nasflow.estimators import zero_cost_2022 as _zc22  # noqa: E402 (it imports helpers defined above)
 
 _FUNCS.update(_zc22.FUNCS_2022)
+_FUNCS["plain"] = plain  # NAS-Bench-Suite-Zero's, here beside the loss-gradient pass it reads
 # every name `check_proxies` accepts: the 2021 set (the default), then the 2022+ set (nasflow.estimators.zero_cost_2022)
 ALL_PROXIES: tuple[str, ...] = PROXIES + _zc22.PROXIES_2022
 AGGREGATES = _zc22.AGGREGATES

@@ -40,11 +40,12 @@ from torch import nn
 
 from nasflow.counting import count_flops, count_params
 from nasflow.errors import ParamsError
+from nasflow.estimators.zero_cost_hooks import _elapsed, _ReLUInputs
 
 __all__ = [
     "PROXIES_2022", "AGGREGATES", "NEEDS_LABELS_2022", "FUNCS_2022", "aggregate", "log_rank_scores",
     "meco", "meco_opt", "zico", "swap", "swap_reg", "az_expressivity", "az_progressivity", "az_trainability",
-    "az_complexity", "te_nas_ntk", "te_nas_lr", "epe_nas", "l2_norm", "plain", "forward_proxies", "az_proxies",
+    "az_complexity", "te_nas_ntk", "te_nas_lr", "epe_nas", "l2_norm", "forward_proxies", "az_proxies",
 ]
 
 PROXIES_2022: tuple[str, ...] = (
@@ -208,9 +209,8 @@ def forward_proxies(model: nn.Module, batch: torch.Tensor, names: Sequence[str],
     """({name: value}, {name: seconds}) for `meco`, `meco_opt` and `naswot` from one training-mode forward of the
     batch without gradients (the network as built: none of them re-initialises it). The values equal those
     computed one by one (same network, same forward, same reductions); a proxy's seconds are what it costs alone:
-    the forward plus its own reduction. naswot's ReLU inputs come from nasflow.estimators.zero_cost._ReLUInputs,
+    the forward plus its own reduction. naswot's ReLU inputs come from nasflow.estimators.zero_cost_hooks._ReLUInputs,
     so naswot here is zero_cost.naswot."""
-    from nasflow.estimators.zero_cost import _elapsed, _ReLUInputs
 
     names = [n for n in FORWARD if n in names]
     device = batch.device
@@ -451,7 +451,6 @@ def az_proxies(model: nn.Module, batch: torch.Tensor, names: Sequence[str], *,
         complexity     FLOPs (AZ-NAS takes them from the benchmark's API; here nasflow.counting)
 
     The values equal those computed one by one; a proxy's seconds are the init, forward and its own part."""
-    from nasflow.estimators.zero_cost import _elapsed
 
     names = [n for n in AZ if n in names]
     values, seconds = {}, {}
@@ -587,19 +586,11 @@ def l2_norm(model: nn.Module, batch: torch.Tensor = None, labels=None, seed: int
         return float(sum(m.weight.double().norm().item() for m in _weighted(model)))
 
 
-def plain(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
-    """Sum over Conv2d/Linear weights of W * dL/dW (signed), L the batch's cross-entropy in training mode
-    (NASLib measures/plain.py). Shares the loss-gradient pass of grad_norm/snip/fisher in `score`."""
-    from nasflow.estimators.zero_cost import loss_gradient_proxies
-
-    return loss_gradient_proxies(model, batch, labels, ["plain"])[0]["plain"]
-
-
 FUNCS_2022: dict[str, Callable[..., float]] = {
     "meco": meco, "meco_opt": meco_opt, "zico": zico, "swap": swap, "swap_reg": swap_reg,
     "az_expressivity": az_expressivity, "az_progressivity": az_progressivity, "az_trainability": az_trainability,
     "az_complexity": az_complexity, "te_nas_ntk": te_nas_ntk, "te_nas_lr": te_nas_lr, "epe_nas": epe_nas,
-    "l2_norm": l2_norm, "plain": plain,
+    "l2_norm": l2_norm,  # plain: nasflow.estimators.zero_cost (it reads the loss-gradient pass)
 }
 
 

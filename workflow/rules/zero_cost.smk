@@ -9,6 +9,7 @@ ZERO_COST_CODE = (
         "stages/training.py",
         "nasflow/estimators/zero_cost.py",
         "nasflow/estimators/zero_cost_2022.py",
+        "nasflow/estimators/zero_cost_hooks.py",
         "nasflow/data.py",
         "nasflow/devices.py",
         "nasflow/counting.py",
