@@ -58,7 +58,7 @@ from torch import nn
 
 from nasflow.counting import count_flops, count_params
 from nasflow.errors import ParamsError
-from nasflow.estimators.zero_cost_hooks import _elapsed, _ReLUInputs
+from nasflow.estimators.zero_cost_hooks import _elapsed, _logits, _ReLUInputs, input_jacobian
 from nasflow.registry import get_space, network_builder
 
 __all__ = [
@@ -98,11 +98,6 @@ ZEN_MIXUP_GAMMA = 1e-2
 
 
 # ------------------------------------------------------------------------------------------- helpers
-
-def _logits(output) -> torch.Tensor:
-    """The logits of a forward pass: a DARTS network in training mode returns (logits, aux_logits)."""
-    return output[0] if isinstance(output, (tuple, list)) else output
-
 
 def _weighted_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, _WEIGHTED)]
@@ -325,16 +320,10 @@ def jacob_cov_score(jacobians: np.ndarray, k: float = JACOB_COV_K) -> float:
 
 
 def jacob_cov(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor | None = None, seed: int = 0) -> float:
-    """`jacob_cov_score` of the per-image gradients of the summed logits w.r.t. the input."""
-    model.train()
-    x = batch.detach().clone().requires_grad_(True)
-    out = _logits(model(x))
-    jac = None
-    if out.requires_grad:
-        (jac,) = torch.autograd.grad(out, x, grad_outputs=torch.ones_like(out), allow_unused=True)
-    if jac is None:  # the output ignores the input (a cell without a path): constant rows, NaN below
-        jac = torch.zeros_like(x)
-    return jacob_cov_score(jac.reshape(jac.shape[0], -1).double().cpu().numpy())
+    """`jacob_cov_score` of the per-image gradients of the summed logits w.r.t. the input (constant rows, when
+    the output ignores the input: NaN)."""
+    jac, _ = input_jacobian(model, batch)
+    return jacob_cov_score(jac.double().cpu().numpy())
 
 
 def hamming_kernel(codes: np.ndarray) -> np.ndarray:

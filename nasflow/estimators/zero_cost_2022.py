@@ -40,7 +40,7 @@ from torch import nn
 
 from nasflow.counting import count_flops, count_params
 from nasflow.errors import ParamsError
-from nasflow.estimators.zero_cost_hooks import _elapsed, _ReLUInputs
+from nasflow.estimators.zero_cost_hooks import _elapsed, _logits, _ReLUInputs, input_jacobian
 
 __all__ = [
     "PROXIES_2022", "AGGREGATES", "NEEDS_LABELS_2022", "FUNCS_2022", "aggregate", "log_rank_scores",
@@ -73,10 +73,6 @@ AZ_EPS = 1e-8
 
 class ProxyError(ParamsError):
     """A proxy cannot score this network (one line, saying why)."""
-
-
-def _logits(output) -> torch.Tensor:
-    return output[0] if isinstance(output, (tuple, list)) else output
 
 
 def _weighted(model: nn.Module) -> list[nn.Module]:
@@ -569,15 +565,8 @@ def epe_nas(model: nn.Module, batch: torch.Tensor, labels: torch.Tensor, seed: i
     """EPE-NAS (Lopes et al. 2021; NASLib naslib/predictors/utils/pruners/measures/epe_nas.py): `epe_nas_score` of
     the per-image input gradients of the summed logits (training mode), grouped by label. A constant Jacobian row
     (an image the network ignores) makes a correlation NaN: NaN, as in the reference."""
-    model.train()
-    x = batch.detach().clone().requires_grad_(True)
-    out = _logits(model(x))
-    jac = None
-    if out.requires_grad:
-        (jac,) = torch.autograd.grad(out, x, grad_outputs=torch.ones_like(out), allow_unused=True)
-    if jac is None:
-        jac = torch.zeros_like(x)
-    return epe_nas_score(jac.reshape(jac.shape[0], -1).double().cpu().numpy(), labels.cpu().numpy(), out.shape[-1])
+    jac, classes = input_jacobian(model, batch)
+    return epe_nas_score(jac.double().cpu().numpy(), labels.cpu().numpy(), classes)
 
 
 def l2_norm(model: nn.Module, batch: torch.Tensor = None, labels=None, seed: int = 0) -> float:

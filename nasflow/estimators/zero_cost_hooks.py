@@ -40,3 +40,23 @@ class _ReLUInputs(TorchFunctionMode):
         if (func in self._RELUS or self._is_relu6(func, args, kwargs)) and args and isinstance(args[0], torch.Tensor):
             self.seen(args[0])
         return func(*args, **kwargs)
+
+
+def _logits(output) -> torch.Tensor:
+    """The logits of a forward pass: a DARTS network in training mode returns (logits, aux_logits)."""
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def input_jacobian(model: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(per-image gradients of the summed logits w.r.t. the input, one row per image; the number of classes),
+    in training mode: what jacob_cov and epe_nas read. An output that ignores the input (a cell without a path)
+    gives zero rows."""
+    model.train()
+    x = batch.detach().clone().requires_grad_(True)
+    out = _logits(model(x))
+    jac = None
+    if out.requires_grad:
+        (jac,) = torch.autograd.grad(out, x, grad_outputs=torch.ones_like(out), allow_unused=True)
+    if jac is None:
+        jac = torch.zeros_like(x)
+    return jac.reshape(jac.shape[0], -1), out.shape[-1]
