@@ -299,6 +299,17 @@ def _swap_init(model: nn.Module, generator: torch.Generator) -> None:
                 m.bias.zero_()
 
 
+def _relu_codes(model: nn.Module, x: torch.Tensor, name: str):
+    """The post-ReLU sign codes of one no-grad forward of `x` (_ReLUCodes), its hooks removed afterwards."""
+    rec = _ReLUCodes(model)
+    try:
+        with torch.no_grad():
+            model(x)
+        return rec.codes(x.shape[0], name)
+    finally:
+        rec.remove()
+
+
 def _swap_count(model: nn.Module, batch: torch.Tensor, seed: int, samples: int, repeats: int) -> float:
     x = batch[:samples]
     g = _generator(seed, batch.device)
@@ -306,13 +317,7 @@ def _swap_count(model: nn.Module, batch: torch.Tensor, seed: int, samples: int, 
     model.train()
     for _ in range(repeats):
         _swap_init(model, g)
-        rec = _ReLUCodes(model)
-        try:
-            with torch.no_grad():
-                model(x)
-            codes = rec.codes(x.shape[0], "swap")
-        finally:
-            rec.remove()
+        codes = _relu_codes(model, x, "swap")
         counts.append(_distinct_rows(codes.T))  # distinct per-neuron patterns over the samples
     return float(np.mean(counts))
 
@@ -530,13 +535,7 @@ def te_nas_lr(model: nn.Module, batch: torch.Tensor, labels=None, seed: int = 0)
     x = torch.randn(tuple(batch.shape), generator=_generator(seed, batch.device), device=batch.device,
                     dtype=batch.dtype)
     model.train()
-    rec = _ReLUCodes(model)
-    try:
-        with torch.no_grad():
-            model(x)
-        codes = rec.codes(x.shape[0], "te_nas_lr")
-    finally:
-        rec.remove()
+    codes = _relu_codes(model, x, "te_nas_lr")
     return float(_distinct_rows(codes))
 
 
