@@ -32,8 +32,10 @@ from nasflow.spaces import nb201  # noqa: E402
 def _chunk(args):
     table, column, hybrid, jobs, test_size, seed = args
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(1)
+    threadpool_limits(1)  # one core per worker: BLAS threads of two workers on two cores would contend
     values = bench.load_table(table, column)
     archs = nb201.enumerate_all()
     feature = None if hybrid is None else bench.load_table(table, hybrid)

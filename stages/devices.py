@@ -4,10 +4,13 @@ from __future__ import annotations
 
 
 def configure_torch(params: dict) -> None:
-    """Same thread count in every job, so results do not depend on how the work is sharded."""
+    """Same thread count in every job, so results do not depend on how the work is sharded; numpy's and scipy's
+    BLAS (the predictors' GP, the eigenproblems) too, so a job uses the cores the engine gave it, no more."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(params["threads"])
+    threadpool_limits(params["threads"])
 
 
 def claim(params: dict):

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from stages.artifacts import read_results, write_json
+from stages.devices import configure_torch
 from stages.guard import main_guard, parse_shard, parser
 from stages.params import load_params
 from stages.provenance import provenance
@@ -40,6 +41,7 @@ def main():
     p.add_argument("--out", required=True)
     args = p.parse_args()
     params = load_params(args.params)
+    configure_torch({**params, "threads": 1})  # the rule reserves one core per shard (torch for the GCN, BLAS)
     cfg, gt = params["predictors"], params["ground_truth"]
     i, n = args.shard
     doc = {"kind": "predictors", "shard": list(args.shard), "config": cfg, "results": []}
