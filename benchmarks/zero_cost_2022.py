@@ -50,7 +50,7 @@ def _timing(args) -> None:
 
     load = os.getloadavg()
     alone = {n: [] for n in names}
-    together = []
+    together, without_ntk, floor = [], [], []
     for _ in range(args.repeats):
         for n in names:  # each proxy alone: its own score() call, wall time of the call (network build included)
             start = time.perf_counter()
@@ -59,6 +59,10 @@ def _timing(args) -> None:
         start = time.perf_counter()
         zc.score(factory, x, y, proxies=names, seed=0)
         together.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        zc.score(factory, x, y, proxies=[n for n in names if n != "te_nas_ntk"], seed=0)
+        without_ntk.append(time.perf_counter() - start)
+        floor.append(_one_backward(factory(), x))
     print(f"# {args.arch}")
     print(f"# NB201 C=16 N=5, 32 px, batch 64, torch.set_num_threads(1), median of {args.repeats}; "
           f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
@@ -70,6 +74,24 @@ def _timing(args) -> None:
     print(f"{'sum alone':<18} {sum(med([a for a, _ in alone[n]]) for n in names):>9.3f} "
           f"{sum(med([b for _, b in alone[n]]) for n in names):>9.3f}")
     print(f"{'all together':<18} {'':>9} {med(together):>9.3f}")
+    print(f"{'all but te_nas_ntk':<18} {'':>9} {med(without_ntk):>9.3f}")
+    print(f"# one backward of the summed logits through this network (after one forward): {med(floor):.3f} s; "
+          f"te_nas_ntk's {x.shape[0]} per-image rows need {x.shape[0]} of them (BN couples the images), at least "
+          f"{x.shape[0] * med(floor):.1f} s on this core")
+
+
+def _one_backward(model, x) -> float:
+    """Seconds of one backward pass of the summed logits to every weight, training mode: te_nas_ntk's unit."""
+    import torch
+
+    from nasflow.estimators.zero_cost_hooks import _logits
+
+    model.train()
+    weights = [p for name, p in model.named_parameters() if "weight" in name]
+    out = _logits(model(x)).sum()
+    start = time.perf_counter()
+    torch.autograd.grad(out, weights, allow_unused=True)
+    return time.perf_counter() - start
 
 
 def _score(args) -> None:
