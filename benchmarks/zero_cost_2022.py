@@ -9,6 +9,7 @@
     python benchmarks/zero_cost_2022.py score --params P.yaml --cells 1000 --shard 0/2 --out scores-0.jsonl \
         [--skip te_nas_ntk]
     python benchmarks/zero_cost_2022.py correlate --table nb201-accuracies.csv scores-*.jsonl
+    python benchmarks/zero_cost_2022.py correlate --table nb201-accuracies.csv results/zero_cost/extra.json
 
 P is the study file with `data` pointing at a CIFAR-10 copy (the study downloads torchvision's; e.g. merge
 tests/studies/dev-data.yaml on a development machine). `correlate` prints, per proxy, Spearman ρ and Kendall τ
@@ -140,10 +141,12 @@ def _correlate(args) -> None:
 
     rows = {}
     for path in args.scores:
-        for line in Path(path).read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                rows[r["id"]] = r
+        text = Path(path).read_text()
+        if path.endswith(".json"):  # the zero_cost stage's gathered file (results/zero_cost/extra.json)
+            found = [{k: v for k, v in r.items() if k != "error"} for r in json.loads(text)["results"]]
+        else:
+            found = [json.loads(line) for line in text.splitlines() if line.strip()]
+        rows.update({r["id"]: r for r in found})
     rows = [rows[k] for k in sorted(rows)]
     table = pd.read_csv(args.table).set_index("arch")
     names = [n for n in rows[0] if n not in ("id", "arch") and not n.endswith("_seconds")]
