@@ -102,3 +102,33 @@ def test_table_page_shows_every_row_and_escapes_text(tmp_path):
     table_page(tmp_path / "t.html", table, "Correlation", ["τ is <tau-b>"])
     page = (tmp_path / "t.html").read_text()
     assert "a&lt;b" in page and "0.500" in page and "—" in page and html.escape("τ is <tau-b>") in page
+
+
+NEW_PROXIES = ["meco", "meco_opt", "zico", "swap", "swap_reg", "az_expressivity", "az_progressivity",
+               "az_trainability", "az_complexity", "az_nas", "te_nas_lr", "epe_nas", "l2_norm", "plain"]
+
+
+def test_frontier_with_forty_estimators_and_their_extra_rows_stays_readable(crowded, tmp_path):
+    # issue 26's study: the 26 above plus 14 newer proxies, each also over 1,000 extra cells and deduplicated
+    rng = np.random.default_rng(1)
+    rows = [crowded]
+    for suffix, n in (("", 100), ("_extra", 1000), ("_extra_dedup", 600)):
+        tau = rng.uniform(0.1, 0.7, len(NEW_PROXIES))
+        rows.append(pd.DataFrame({"estimator": [p + suffix for p in NEW_PROXIES], "n": n, "kendall_tau": tau,
+                                  "kendall_tau_low": tau - 0.08, "kendall_tau_high": tau + 0.08,
+                                  "spearman_rho": tau * 1.35, "seconds_per_arch": 10 ** rng.uniform(-3, 0.5, 14)}))
+    table = frontier_table(pd.concat(rows, ignore_index=True),
+                           {n: _family(n) for n in NAMES + NEW_PROXIES}, None)
+    fig = plot_frontier(tmp_path / "frontier.png", table)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert "n = 100 archs" in fig._suptitle.get_text()  # the labelled rows' n, not the 1,000 of the faded ones
+    for ax in fig.axes[:2]:
+        labels = _labels(ax)
+        assert sorted(t.get_text() for t in labels) == sorted(NAMES + NEW_PROXIES)
+        assert label_overlaps(labels, renderer) == []
+        for box in label_boxes(labels, renderer):
+            assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+        # the _extra rows are drawn (faded), the _dedup rows are not (the tables carry them)
+        points = [c for c in ax.containers]
+        assert len(points) == len(NAMES) + 2 * len(NEW_PROXIES)

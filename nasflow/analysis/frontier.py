@@ -31,7 +31,8 @@ from nasflow.errors import CheckpointError, ParamsError
 
 FAMILIES = ("budgeted training", "learning curve", "zero-cost", "supernet", "differentiable", "table", "model-based",
             "ensemble")
-SUFFIXES = ("_all_archs", "_extra", "_all_archs_dedup", "_extra_dedup")  # the same estimator over every NB201 cell / over the extra cells (dedup: one cell per isomorphism class)
+DEDUP_SUFFIXES = ("_all_archs_dedup", "_extra_dedup")
+SUFFIXES = ("_all_archs", "_extra", *DEDUP_SUFFIXES)  # the same estimator over every NB201 cell / over the extra cells (dedup: one cell per isomorphism class)
 
 COLUMNS = ("estimator", "family", "n", "kendall_tau", "kendall_tau_low", "kendall_tau_high", "spearman_rho",
            "seconds_per_arch", "init_seconds", "on_front", "published_metric", "published_value", "published_source")
@@ -260,6 +261,12 @@ def _draw_panel(ax, points: list[dict], metric: str, x_of, n_usual, right: float
     return xs, ys, texts, colours
 
 
+def _label_count(points: list[dict], metric: str) -> int:
+    """How many labels _draw_panel writes: one per row over the sampled archs, two per anchored row."""
+    anchored = sum(r["published_metric"] == metric and _finite(r["published_value"]) for r in points)
+    return sum(not str(r["estimator"]).endswith(SUFFIXES) for r in points) + 2 * anchored
+
+
 def _ranking_cost_rows(rows: list[dict]) -> list[dict]:
     """The rows over the sampled archs with the cost of ranking all n of them, one-off costs included, as their
     cost (n x seconds per arch + init_seconds); no published anchors (those are per-arch comparisons)."""
@@ -284,7 +291,9 @@ def plot_frontier(path, table: pd.DataFrame, title: str | None = None):
     from matplotlib.lines import Line2D
 
     _check_table(table, "frontier plot")
-    rows = table.to_dict("records")
+    # the dedup rows repeat their _extra / _all_archs rows over one cell per isomorphism class: the tables carry
+    # them; drawn too they would only double the faded context
+    rows = [r for r in table.to_dict("records") if not str(r["estimator"]).endswith(DEDUP_SUFFIXES)]
     drawn = {m: [r for r in rows if _finite(r[m]) and _finite(r["seconds_per_arch"])] for m in METRIC_LABELS}
     ranking = _ranking_cost_rows(drawn["kendall_tau"])
     with_init = any(_finite(r["init_seconds"]) and r["init_seconds"] > 0 for r in ranking)
@@ -293,9 +302,14 @@ def plot_frontier(path, table: pd.DataFrame, title: str | None = None):
     if with_init:
         panels.append(("kendall_tau", ranking, "Kendall τ against the cost of ranking the n archs",
                        "n x cost per arch + one-off cost"))
-    ns = Counter(int(r["n"]) for m in drawn for r in drawn[m] if _finite(r["n"]))
+    # the n the labelled rows share (the sampled archs), not the faded rows' over other cells
+    ns = Counter(int(r["n"]) for m in drawn for r in drawn[m]
+                 if _finite(r["n"]) and not str(r["estimator"]).endswith(SUFFIXES))
+    ns = ns or Counter(int(r["n"]) for m in drawn for r in drawn[m] if _finite(r["n"]))
     n_usual = ns.most_common(1)[0][0] if ns else None
-    fig = _figure(figsize=(13 if not with_init else 19, 5.2))
+    # tall enough for the panel with the most labels to hold them in one column (_label_column)
+    most = max(_label_count(points, metric) for metric, points, _, _ in panels)
+    fig = _figure(figsize=(13 if not with_init else 19, max(5.2, 1.6 + 0.18 * most)))
     axes = fig.subplots(1, len(panels))
     labels = []
     for k, (ax, (metric, points, panel_title, what)) in enumerate(zip(axes, panels)):

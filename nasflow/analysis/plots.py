@@ -184,22 +184,30 @@ def _label_column(ax, texts, xs, ys) -> None:
                                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey", "shrinkA": 1, "shrinkB": 3})
 
 
+COLUMN_FROM = 16  # labels in one panel from which the column is used at once: beyond it a scatter of moved labels
+# among the points stops being readable even where no two overlap
+
+
 def _place_labels(ax, xs, ys, labels, fontsize=7.5, colors=None):
     """Label each point: adjustText moves the labels apart (a grey leader line joins a moved label to its point);
-    where it leaves two labels overlapping (a crowded cluster), all go to a column beside the data with leader lines
-    instead (_label_column), so no two labels ever overlap. Call after tight_layout (placement is in display space)."""
+    where it leaves two labels overlapping (a crowded cluster), or where there are COLUMN_FROM labels or more, all go
+    to a column beside the data with leader lines instead (_label_column), so no two labels ever overlap. Call after
+    tight_layout (placement is in display space)."""
     from adjustText import adjust_text
 
     texts = [ax.text(x, y, label, fontsize=fontsize, color=None if colors is None else colors[k])
              for k, (x, y, label) in enumerate(zip(xs, ys, labels))]
     if not texts:
         return texts
-    _, arrows = adjust_text(texts, x=list(xs), y=list(ys), ax=ax, expand=(1.15, 1.35), iter_lim=1000,
-                            arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"})
-    if label_overlaps(texts):
-        for arrow in arrows:
-            arrow.remove()  # adjustText's leader lines (the column draws its own)
+    if len(texts) >= COLUMN_FROM:
         _label_column(ax, texts, xs, ys)
+    else:
+        _, arrows = adjust_text(texts, x=list(xs), y=list(ys), ax=ax, expand=(1.15, 1.35), iter_lim=1000,
+                                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"})
+        if label_overlaps(texts):
+            for arrow in arrows:
+                arrow.remove()  # adjustText's leader lines (the column draws its own)
+            _label_column(ax, texts, xs, ys)
     for t in texts:
         t.set_gid("label")  # for tests that look the labels up among the axes' texts
     return texts
