@@ -117,7 +117,8 @@ def _score(args) -> None:
     out = Path(args.out)
     if out.exists():
         done = {json.loads(line)["id"] for line in out.read_text().splitlines() if line.strip()}
-    names = [p for p in z22.PROXIES_2022 if p not in z22.AGGREGATES and p not in args.skip] + ["naswot", "synflow"]
+    names = args.only or ([p for p in z22.PROXIES_2022 if p not in z22.AGGREGATES and p not in args.skip]
+                          + ["naswot", "synflow"])
     batch = zero_cost_batch(params, torch.device("cpu"))
     start = time.time()
     with out.open("a") as f:
@@ -146,34 +147,41 @@ def _correlate(args) -> None:
             found = [{k: v for k, v in r.items() if k != "error"} for r in json.loads(text)["results"]]
         else:
             found = [json.loads(line) for line in text.splitlines() if line.strip()]
-        rows.update({r["id"]: r for r in found})
+        for r in found:  # files may score different proxies of the same cells (e.g. te_nas_ntk on a subset)
+            rows[r["id"]] = {**rows.get(r["id"], {}), **r}
     rows = [rows[k] for k in sorted(rows)]
     table = pd.read_csv(args.table).set_index("arch")
-    names = [n for n in rows[0] if n not in ("id", "arch") and not n.endswith("_seconds")]
+    names = list(dict.fromkeys(n for r in rows for n in r if n not in ("id", "arch") and not n.endswith("_seconds")))
     aggregates = [a for a, (_, members) in zc.AGGREGATES.items() if all(m in names for m in members)]
-    rows = zc.add_aggregates(rows, names + aggregates)
-    names = names + aggregates
-    keep = nb201.representatives([r["arch"] for r in rows])
-    print(f"# {len(rows)} extra cells of the frontier study (seed 0); {len(keep)} isomorphism classes among them")
-    print(f"{'proxy':<18} {'ρ valid':>8} {'τ valid':>8} {'ρ test':>8} {'τ test':>8} {'ρ valid dedup':>14} "
+    print(f"# {len(rows)} extra cells of the frontier study (seed 0); "
+          f"{len(nb201.representatives([r['arch'] for r in rows]))} isomorphism classes among them")
+    print(f"{'proxy':<18} {'n':>5} {'ρ valid':>8} {'τ valid':>8} {'ρ test':>8} {'τ test':>8} {'ρ valid dedup':>14} "
           f"{'τ valid dedup':>14} {'n dedup':>8}   ρ test 95% bootstrap")
-    for name in names:
+    for name in names + aggregates:
+        # the cells scored with this proxy (its members, for an aggregate, ranked among those cells)
+        members = zc.AGGREGATES[name][1] if name in zc.AGGREGATES else (name,)
+        subset_rows = [r for r in rows if all(m in r for m in members)]
+        if name in zc.AGGREGATES:
+            subset_rows = zc.add_aggregates(subset_rows, [name])
+        keep = nb201.representatives([r["arch"] for r in subset_rows])
+
         def corr(subset, column):
             s = np.array([np.nan if r[name] is None else r[name] for r in subset], dtype=float)
             t = np.array([table.loc[r["arch"], column] for r in subset], dtype=float)
             s = np.where(np.isnan(s), -np.inf, s)  # a proxy's NaN (a disconnected cell) ranks lowest
             return stats.spearmanr(s, t)[0], stats.kendalltau(s, t)[0]
 
-        rv, tv = corr(rows, "cifar10_valid_acc_200ep")
-        rt, tt = corr(rows, "cifar10_test_acc_200ep")
-        rd, td = corr([rows[i] for i in keep], "cifar10_valid_acc_200ep")
+        rows_here = subset_rows
+        rv, tv = corr(rows_here, "cifar10_valid_acc_200ep")
+        rt, tt = corr(rows_here, "cifar10_test_acc_200ep")
+        rd, td = corr([rows_here[i] for i in keep], "cifar10_valid_acc_200ep")
         # 95% bootstrap interval of the test-accuracy ρ (the cells resampled, seeded): the sampling noise of a
         # subset when it is compared with a figure over all 15,625 cells
         rng = np.random.default_rng(0)
-        boot = [corr([rows[i] for i in rng.integers(0, len(rows), len(rows))], "cifar10_test_acc_200ep")[0]
-                for _ in range(args.boot)]
+        boot = [corr([rows_here[i] for i in rng.integers(0, len(rows_here), len(rows_here))],
+                     "cifar10_test_acc_200ep")[0] for _ in range(args.boot)]
         lo, hi = np.nanpercentile(boot, [2.5, 97.5]) if args.boot else (np.nan, np.nan)
-        print(f"{name:<18} {rv:>8.3f} {tv:>8.3f} {rt:>8.3f} {tt:>8.3f} {rd:>14.3f} {td:>14.3f} {len(keep):>8} "
+        print(f"{name:<18} {len(rows_here):>5} {rv:>8.3f} {tv:>8.3f} {rt:>8.3f} {tt:>8.3f} {rd:>14.3f} {td:>14.3f} {len(keep):>8} "
               f"  [{lo:.3f}, {hi:.3f}]")
 
 
@@ -221,6 +229,7 @@ def main() -> None:
     s.add_argument("--cells", type=int, default=1000)
     s.add_argument("--shard", default="0/1")
     s.add_argument("--out", required=True)
+    s.add_argument("--only", default=None, type=lambda t: t.split(","), help="just these proxies (e.g. te_nas_ntk)")
     s.add_argument("--skip", default=[], type=lambda t: t.split(","), help="proxies to leave out (e.g. te_nas_ntk: "
                    "64 backward passes per cell)")
     c = sub.add_parser("correlate")
