@@ -155,8 +155,12 @@ def _correlate(args) -> None:
     aggregates = [a for a, (_, members) in zc.AGGREGATES.items() if all(m in names for m in members)]
     print(f"# {len(rows)} extra cells of the frontier study (seed 0); "
           f"{len(nb201.representatives([r['arch'] for r in rows]))} isomorphism classes among them")
-    print(f"{'proxy':<18} {'n':>5} {'ρ valid':>8} {'τ valid':>8} {'ρ test':>8} {'τ test':>8} {'ρ valid dedup':>14} "
-          f"{'τ valid dedup':>14} {'n dedup':>8}   ρ test 95% bootstrap")
+    if args.markdown:
+        print("| proxy | n | ρ valid | τ valid | ρ test | τ test | ρ valid, dedup | τ valid, dedup | n dedup "
+              "| ρ test 95% bootstrap |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    else:
+        print(f"{'proxy':<18} {'n':>5} {'ρ valid':>8} {'τ valid':>8} {'ρ test':>8} {'τ test':>8} "
+              f"{'ρ valid dedup':>14} {'τ valid dedup':>14} {'n dedup':>8}   ρ test 95% bootstrap")
     for name in names + aggregates:
         # the cells scored with this proxy (its members, for an aggregate, ranked among those cells)
         members = zc.AGGREGATES[name][1] if name in zc.AGGREGATES else (name,)
@@ -181,6 +185,10 @@ def _correlate(args) -> None:
         boot = [corr([rows_here[i] for i in rng.integers(0, len(rows_here), len(rows_here))],
                      "cifar10_test_acc_200ep")[0] for _ in range(args.boot)]
         lo, hi = np.nanpercentile(boot, [2.5, 97.5]) if args.boot else (np.nan, np.nan)
+        if args.markdown:
+            print(f"| {name} | {len(rows_here)} | {rv:.3f} | {tv:.3f} | {rt:.3f} | {tt:.3f} | {rd:.3f} | {td:.3f} "
+                  f"| {len(keep)} | [{lo:.3f}, {hi:.3f}] |")
+            continue
         print(f"{name:<18} {len(rows_here):>5} {rv:>8.3f} {tv:>8.3f} {rt:>8.3f} {tt:>8.3f} {rd:>14.3f} {td:>14.3f} {len(keep):>8} "
               f"  [{lo:.3f}, {hi:.3f}]")
 
@@ -235,6 +243,7 @@ def main() -> None:
     c = sub.add_parser("correlate")
     c.add_argument("--table", required=True)
     c.add_argument("--boot", type=int, default=1000)
+    c.add_argument("--markdown", action="store_true", help="print a Markdown table")
     c.add_argument("scores", nargs="+")
     m = sub.add_parser("meco1")
     m.add_argument("--params", required=True)
