@@ -161,6 +161,20 @@ def test_az_proxies_on_nb201_equal_one_by_one_and_complexity_is_flops():
     assert found["az_complexity"] == zc.flops(_nb201(ALL_CONV), x)
 
 
+def test_az_proxies_forward_gaussian_noise_not_the_batch():
+    # AZ-NAS scores on random inputs (NB201/tss_general.ipynb: az_nas is not a real-input metric, so
+    # compute_nas_score draws torch.randn shaped like the batch): only the batch's shape may matter
+    x, _ = _data()
+    other = 5.0 * torch.rand_like(x) + 3.0  # same shape, other content
+    names = ("az_expressivity", "az_progressivity", "az_trainability")
+    a = z22.az_proxies(_nb201(ALL_CONV), x, names, seed=4)[0]
+    b = z22.az_proxies(_nb201(ALL_CONV), other, names, seed=4)[0]
+    assert a == b
+    assert z22.az_expressivity(_nb201(ALL_CONV), other, seed=4) == a["az_expressivity"]
+    real = z22.az_proxies(_nb201(ALL_CONV), other, names, seed=4, real_input=True)[0]
+    assert real["az_expressivity"] != a["az_expressivity"]  # the comparison mode does read the images
+
+
 # --------------------------------------------------------------------------------------------- TE-NAS NTK
 
 def test_te_nas_ntk_is_minus_the_condition_number_of_x_xt():

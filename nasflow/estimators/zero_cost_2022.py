@@ -23,9 +23,9 @@ log(rank / n) among the n archs scored together, TE-NAS's the sum of the ranks o
 
 Deliberate differences from the official code, each said where it applies: eigenvalues of symmetric matrices by
 `eigvalsh` in float64 (the references use `eig`/`eigh` in float32); every random draw (SWAP's and AZ-NAS's
-re-initialisation, AZ-NAS's ±1 gradients, TE-NAS's Gaussian inputs, MeCo_opt's channels) comes from a generator
-seeded with `seed`, so the same seed gives the same number; SWAP's and TE-NAS's ReLU hooks also count nn.ReLU6
-(the MobileNet-like space has no nn.ReLU; the binary code `output > 0` is the same for both).
+re-initialisation, AZ-NAS's Gaussian inputs and ±1 gradients, TE-NAS's Gaussian inputs, MeCo_opt's channels)
+comes from a generator seeded with `seed`, so the same seed gives the same number; SWAP's and TE-NAS's ReLU hooks
+also count nn.ReLU6 (the MobileNet-like space has no nn.ReLU; the binary code `output > 0` is the same for both).
 """
 from __future__ import annotations
 
@@ -438,10 +438,17 @@ def _trainability(feats: Sequence[torch.Tensor], seed: int) -> float:
 AZ = ("az_expressivity", "az_progressivity", "az_trainability", "az_complexity")
 
 
-def az_proxies(model: nn.Module, batch: torch.Tensor, names: Sequence[str], *,
-               seed: int = 0) -> tuple[dict[str, float], dict[str, float]]:
+def az_proxies(model: nn.Module, batch: torch.Tensor, names: Sequence[str], *, seed: int = 0,
+               real_input: bool = False) -> tuple[dict[str, float], dict[str, float]]:
     """({name: value}, {name: seconds}) for the AZ-NAS proxies in `names` from one re-initialised network and one
-    forward (AZ-NAS's `compute_nas_score`: kaiming-normal fan-in init, training mode, the cell features):
+    forward (AZ-NAS's `compute_nas_score`: kaiming-normal fan-in init, training mode, the cell features).
+
+    The forward input is standard-normal noise shaped like `batch` (seeded), not the batch's images: AZ-NAS
+    scores every search space on random inputs (NB201/tss_general.ipynb: `az_nas` is not in its
+    `real_input_metrics`, so `trainloader=None` and `compute_nas_score` draws `torch.randn(batch_size, 3, res,
+    res)`; ImageNet_MBV2's search scripts pass `--rand_input True`; ImageNet_AutoFormer passes
+    `trainloader=None`). `real_input=True` forwards the batch instead (not AZ-NAS's definition; kept for
+    comparison).
 
         expressivity   sum over features of the entropy of the normalised eigenvalues of the channel covariance
                        (features as [B*H*W, C], centred); NaN -> -inf
@@ -464,8 +471,10 @@ def az_proxies(model: nn.Module, batch: torch.Tensor, names: Sequence[str], *,
     if not rest:
         return values, seconds
     start = time.perf_counter()
-    _az_init(model, _generator(seed, device))
-    feats = _az_features(model, batch)
+    g = _generator(seed, device)
+    _az_init(model, g)
+    x = batch if real_input else torch.randn(batch.shape, generator=g, device=device, dtype=batch.dtype)
+    feats = _az_features(model, x)
     if len(feats) < 2:
         raise ProxyError("az_*: fewer than two cell features (AZ-NAS compares consecutive cells)")
     if any(f.dim() != 4 for f in feats):
