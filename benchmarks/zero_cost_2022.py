@@ -161,12 +161,19 @@ def _correlate(args) -> None:
     else:
         print(f"{'proxy':<18} {'n':>5} {'ρ valid':>8} {'τ valid':>8} {'ρ test':>8} {'τ test':>8} "
               f"{'ρ valid dedup':>14} {'τ valid dedup':>14} {'n dedup':>8}   ρ test 95% bootstrap")
-    for name in names + aggregates:
+    # --log-rank a,b,c: AZ-NAS's sum of log-ranks over any proxies (the `log_rank` ensemble kind)
+    ensembles = {f"log_rank({'+'.join(m)})": m for m in args.log_rank}
+    for name in names + aggregates + list(ensembles):
         # the cells scored with this proxy (its members, for an aggregate, ranked among those cells)
-        members = zc.AGGREGATES[name][1] if name in zc.AGGREGATES else (name,)
+        members = zc.AGGREGATES[name][1] if name in zc.AGGREGATES else ensembles.get(name, (name,))
         subset_rows = [r for r in rows if all(m in r for m in members)]
         if name in zc.AGGREGATES:
             subset_rows = zc.add_aggregates(subset_rows, [name])
+        elif name in ensembles:
+            from nasflow.estimators.zero_cost_2022 import log_rank_scores
+
+            values = log_rank_scores([[np.nan if r[m] is None else r[m] for r in subset_rows] for m in members])
+            subset_rows = [{**r, name: v} for r, v in zip(subset_rows, values)]
         keep = nb201.representatives([r["arch"] for r in subset_rows])
 
         def corr(subset, column):
@@ -244,6 +251,8 @@ def main() -> None:
     c.add_argument("--table", required=True)
     c.add_argument("--boot", type=int, default=1000)
     c.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    c.add_argument("--log-rank", action="append", default=[], type=lambda t: tuple(t.split(",")), metavar="A,B,...",
+                   help="also a log-rank ensemble of these proxies (repeatable)")
     c.add_argument("scores", nargs="+")
     m = sub.add_parser("meco1")
     m.add_argument("--params", required=True)
