@@ -38,7 +38,7 @@ def _timing(args) -> None:
 
     from nasflow.estimators import zero_cost as zc
     from nasflow.estimators import zero_cost_2022 as z22
-    from nasflow.models.nb201 import build_network
+    from nasflow.models.nb201 import build_network, ntk_network, thin_network
 
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
@@ -49,19 +49,22 @@ def _timing(args) -> None:
     def factory():
         return build_network(args.arch, channels=16, depth=5, num_classes=10)
 
+    own = {"te_nas_lr": lambda: thin_network(args.arch, num_classes=10),  # TE-NAS's networks
+           "te_nas_ntk": lambda: ntk_network(args.arch, num_classes=10)}
+
     load = os.getloadavg()
     alone = {n: [] for n in names}
     together, without_ntk, floor = [], [], []
     for _ in range(args.repeats):
         for n in names:  # each proxy alone: its own score() call, wall time of the call (network build included)
             start = time.perf_counter()
-            row = zc.score(factory, x, y, proxies=[n], seed=0)
+            row = zc.score(factory, x, y, proxies=[n], seed=0, own_networks=own)
             alone[n].append((row[f"{n}_seconds"], time.perf_counter() - start))
         start = time.perf_counter()
-        zc.score(factory, x, y, proxies=names, seed=0)
+        zc.score(factory, x, y, proxies=names, seed=0, own_networks=own)
         together.append(time.perf_counter() - start)
         start = time.perf_counter()
-        zc.score(factory, x, y, proxies=[n for n in names if n != "te_nas_ntk"], seed=0)
+        zc.score(factory, x, y, proxies=[n for n in names if n != "te_nas_ntk"], seed=0, own_networks=own)
         without_ntk.append(time.perf_counter() - start)
         floor.append(_one_backward(factory(), x))
     print(f"# {args.arch}")

@@ -117,12 +117,74 @@ def test_swap_reg_is_swap_times_the_parameter_regulariser():
     assert got == pytest.approx(z22.swap(_nb201(), x, seed=1) * math.exp(-((p_k - 50.0) ** 2) / 400.0), rel=1e-12)
 
 
-def test_te_nas_lr_counts_distinct_codes_of_seeded_gaussian_inputs():
-    model = nn.Sequential(nn.ReLU())
-    batch = torch.zeros(64, 1, 1, 3)  # 3 neurons: at most 8 codes, all of them among 64 random inputs (almost surely)
-    x = torch.randn((64, 1, 1, 3), generator=torch.Generator().manual_seed(5))
-    expected = len(np.unique((x.numpy().reshape(64, -1) > 0), axis=0))
-    assert z22.te_nas_lr(model, batch, seed=5) == expected == 8
+def test_te_nas_lr_inputs_are_one_channel_crops_of_the_batch():
+    n, c, h, w = 4, 3, 8, 8
+    batch = torch.arange(n * c * h * w, dtype=torch.float64).reshape(n, c, h, w)  # each pixel names its place
+    chunks = z22.te_nas_lr_inputs(batch, seed=2, samples=50, batches=3, side=3)
+    assert [tuple(x.shape) for x in chunks] == [(50, 1, 3, 3)] * 3
+    crops = torch.cat(chunks)[:, 0].numpy()
+    corner = crops[:, 0, 0].astype(int)  # the top-left pixel's value decodes (image, channel, row, column)
+    row, col = corner // w % h, corner % w
+    assert (row <= h - 3).all() and (col <= w - 3).all()
+    expected = corner[:, None, None] + np.arange(3)[None, :, None] * w + np.arange(3)[None, None, :]
+    assert (crops == expected).all()
+    assert len(set(corner // (h * w))) > 1  # several images and channels drawn
+    assert torch.equal(torch.cat(z22.te_nas_lr_inputs(batch, seed=2, samples=50, batches=3, side=3)), torch.cat(chunks))
+
+
+def test_te_nas_lr_counts_the_distinct_codes_of_the_crops_batch_by_batch():
+    """Thin network = the head alone: its only ReLU is BN -> ReLU on the one-channel crop, so a crop's code is
+    `pixel > mean of its batch of crops` (training-mode BN with weight 1, bias 0), counted over all batches."""
+    from nasflow.models.ops import ThinNetwork
+
+    x = _data(n=16, size=8)[0]
+    model = ThinNetwork(nn.Identity(), 1, 10)
+    got = z22.te_nas_lr(model, x, seed=3, samples=40, batches=3, side=2)
+    codes = [(b.numpy().reshape(len(b), -1) > b.numpy().mean())
+             for b in z22.te_nas_lr_inputs(x, 3, samples=40, batches=3, side=2)]
+    assert got == len(np.unique(np.concatenate(codes), axis=0))
+    assert 2 < got <= 16  # 4 pixels: at most 16 codes
+
+
+def test_te_nas_lr_needs_the_thin_network():
+    x = _data()[0]
+    with pytest.raises(ParamsError, match="te_nas_lr: counts the linear regions of the arch's thin network"):
+        z22.te_nas_lr(_nb201(), x)
+    with pytest.raises(ParamsError, match="te_nas_lr: scores its own network for the arch .the space's thin_network"):
+        zc.score(lambda: _nb201(), x, None, proxies=["te_nas_lr"])
+
+
+def test_thin_networks_follow_te_nas_in_each_space():
+    """TE-NAS's thin networks (prune_tenas.py model_config_thin): NB201 the arch's cell at one channel, DARTS a
+    normal and a reduction cell (1 and 2 channels), MobileNet every block at one channel; one-channel input."""
+    from nasflow.registry import network_module
+    from nasflow.models.mobilenet import MBConv, build_network as mobilenet_network
+    from nasflow.spaces import darts, mobilenet
+
+    nb = network_module("nb201").thin_network(ALL_CONV, num_classes=10)
+    assert [type(m).__name__ for m in nb.body.edges] == ["ReLUConvBN"] * 6
+    relus = [m for m in nb.modules() if isinstance(m, nn.ReLU)]
+    assert len(relus) == 7 and nb.classifier.in_features == 1  # six conv edges and the head
+    da = network_module("darts").thin_network(darts.DARTS_V2, num_classes=10)
+    assert [(c.reduction, c.preprocess1[1].out_channels) for c in da.body.cells] == [(False, 1), (True, 2)]
+    assert da.classifier.in_features == 8
+    arch = mobilenet.sample(1, 3)[0]
+    mb, full = network_module("mobilenet").thin_network(arch, num_classes=10), mobilenet_network(arch, num_classes=10)
+    assert len(mb.body) == len(full.blocks) == 21
+    for thin, block in zip(mb.body, full.blocks):
+        assert type(thin) is type(block)
+        if isinstance(block, MBConv):
+            assert (thin.kernel, thin.expansion, thin.stride, thin.use_residual, thin.inp) == (
+                block.kernel, block.expansion, block.stride, block.use_residual, 1)
+    for net in (nb, da, mb):
+        assert net(torch.randn(5, 1, 3, 3)).shape == (5, 10)
+    # the NTK's networks (prune_tenas.py model_config): NB201's skeleton at C=3, N=1; DARTS's thin one with a stem
+    ntk = network_module("nb201").ntk_network(ALL_CONV, num_classes=10)
+    assert (ntk.C, ntk.N, len(ntk.infer_cells())) == (3, 1, 3)
+    ntk = network_module("darts").ntk_network(darts.DARTS_V2, num_classes=10)
+    assert ntk.body[0][0].in_channels == 3 and ntk.body[0][0].out_channels == 1 and len(ntk.body[1].cells) == 2
+    ntk = network_module("mobilenet").ntk_network(arch, num_classes=10)
+    assert ntk.width == 0.2 and min(b.oup for b in ntk.layout.blocks) == 8
 
 
 def test_relu_free_network_fails_in_one_line():
@@ -183,6 +245,8 @@ def test_te_nas_ntk_is_minus_the_condition_number_of_x_xt():
     flat = x.reshape(5, -1).double().numpy()
     eig = np.linalg.eigvalsh(3 * flat @ flat.T)  # d(sum of logits)/dW = ones(k) x^T: NTK = k x_i . x_j
     assert z22.te_nas_ntk(model, x) == pytest.approx(-eig[-1] / eig[0], rel=1e-6)
+    # 5 images, 2 features: rank 2, a singular NTK, an infinite condition number (never a finite, or positive, one)
+    assert z22.te_nas_ntk(_linear(d=2, k=3), x[:, :1, :1, :2]) == -math.inf
 
 
 # --------------------------------------------------------------------------------------------- NASLib's
@@ -235,11 +299,14 @@ def test_score_is_order_independent_and_deterministic():
     def factory():
         return nb201_net.build_network(ALL_CONV, channels=8, depth=1, num_classes=10)
 
-    a = zc.score(factory, x, y, proxies=PER_ARCH, seed=3)
-    b = zc.score(factory, x, y, proxies=list(reversed(PER_ARCH)), seed=3)
+    own = {"te_nas_lr": lambda: nb201_net.thin_network(ALL_CONV, num_classes=10),
+           "te_nas_ntk": lambda: nb201_net.ntk_network(ALL_CONV, num_classes=10)}
+    a = zc.score(factory, x, y, proxies=PER_ARCH, seed=3, own_networks=own)
+    b = zc.score(factory, x, y, proxies=list(reversed(PER_ARCH)), seed=3, own_networks=own)
     assert {n: a[n] for n in PER_ARCH} == {n: b[n] for n in PER_ARCH}
     assert list(a)[:len(PER_ARCH)] == PER_ARCH and all(a[f"{n}_seconds"] > 0 for n in PER_ARCH)
-    c = zc.score(factory, x, y, proxies=["swap", "te_nas_lr", "meco_opt", "az_trainability"], seed=4)
+    c = zc.score(factory, x, y, proxies=["swap", "te_nas_lr", "meco_opt", "az_trainability"], seed=4,
+                 own_networks=own)
     assert any(c[n] != a[n] for n in ("swap", "te_nas_lr", "meco_opt", "az_trainability"))  # the seed matters
 
 

@@ -46,6 +46,7 @@ its own part), so the costs of several proxies add up to more than the time they
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import math
 import time
@@ -59,7 +60,7 @@ from torch import nn
 from nasflow.counting import count_flops, count_params
 from nasflow.errors import ParamsError
 from nasflow.estimators.zero_cost_hooks import _elapsed, _logits, _ReLUInputs, input_jacobian
-from nasflow.registry import get_space, network_builder
+from nasflow.registry import get_space, network_builder, network_module
 
 __all__ = [
     "PROXIES",
@@ -488,13 +489,16 @@ def _cuda_ids(device: torch.device) -> list[int]:
 
 
 def score(model_factory: Callable[[], nn.Module], batch: torch.Tensor, labels: torch.Tensor | None, *,
-          proxies: Sequence[str] | None = None, seed: int = 0, device="cpu") -> dict[str, float]:
+          proxies: Sequence[str] | None = None, seed: int = 0, device="cpu",
+          own_networks: Mapping[str, Callable[[], nn.Module]] | None = None) -> dict[str, float]:
     """{proxy: value, ..., proxy_seconds: cost, ...} for `proxies` (default all, `PROXIES` order).
 
     Each proxy gets a fresh network, `model_factory()` called right after `torch.manual_seed(seed)`, so all
     proxies see identical initial weights and none sees another's changes; the `LOSS_GRADIENT` proxies share
-    one such network and its forward pass (`loss_gradient_proxies`), which changes no weight. The caller's torch RNG state is
-    left as it was."""
+    one such network and its forward pass (`loss_gradient_proxies`), which changes no weight. The proxies of
+    `OWN_NETWORK` (TE-NAS's two) get `own_networks[name]()` instead: the network their authors score (the space
+    module's builder `OWN_NETWORK[name]` names; `score_archs` passes them). The caller's torch RNG state is left
+    as it was."""
     names = check_proxies(proxies)
     population = [n for n in names if n in AGGREGATES]
     if population:
@@ -507,9 +511,15 @@ def score(model_factory: Callable[[], nn.Module], batch: torch.Tensor, labels: t
     values: dict[str, float] = {}
     seconds: dict[str, float] = {}
 
-    def fresh_network() -> nn.Module:
+    own_networks = dict(own_networks or {})
+    for name in names:
+        if name in _zc22.OWN_NETWORK and name not in own_networks:
+            raise ParamsError(f"{name}: scores its own network for the arch (the space's {_zc22.OWN_NETWORK[name]}): "
+                              f"pass own_networks={{{name!r}: factory}}, or use score_archs")
+
+    def fresh_network(factory=model_factory) -> nn.Module:
         torch.manual_seed(seed)
-        return model_factory().to(device)
+        return factory().to(device)
 
     # shared passes, each on one fresh network (the values as one by one; each proxy's seconds as alone)
     passes = [
@@ -533,7 +543,7 @@ def score(model_factory: Callable[[], nn.Module], batch: torch.Tensor, labels: t
         if name in shared:
             continue
         with torch.random.fork_rng(devices=_cuda_ids(device)):
-            model = fresh_network()
+            model = fresh_network(own_networks.get(name, model_factory))
             start = time.perf_counter()
             values[name] = float(_FUNCS[name](model, batch, labels, seed))
             seconds[f"{name}_seconds"] = _elapsed(start, device)
@@ -562,12 +572,15 @@ def score_archs(archs: Sequence, *, space, channels: int, depth: int, num_classe
     canonical = [space.canonical(arch) for arch in archs]
     builder = network_builder(space)
     extra = _builder_kwargs(builder)
+    own = {name: getattr(network_module(space), kind) for name, kind in _zc22.OWN_NETWORK.items() if name in per_arch}
     rows = []
     for arch in canonical:
         def build(arch=arch) -> nn.Module:
             return builder(arch, channels=channels, depth=depth, num_classes=num_classes, **extra)
 
-        rows.append({"arch": arch, **score(build, batch, labels, proxies=per_arch, seed=seed, device=device)})
+        own_networks = {name: functools.partial(make, arch, num_classes=num_classes) for name, make in own.items()}
+        rows.append({"arch": arch, **score(build, batch, labels, proxies=per_arch, seed=seed, device=device,
+                                           own_networks=own_networks)})
     return add_aggregates(rows, names)
 
 

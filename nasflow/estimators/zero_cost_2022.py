@@ -11,8 +11,10 @@ follows its authors' official code (the file named in its docstring; the code wa
     az_expressivity, az_progressivity, az_trainability, az_complexity
                      AZ-NAS (Lee & Ham, CVPR 2024)                cvlab-yonsei/AZ-NAS NB201/ZeroShotProxy/compute_az_nas_score.py
     te_nas_ntk, te_nas_lr
-                     TE-NAS (Chen et al., ICLR 2021)              AZ-NAS NB201/ZeroShotProxy/compute_te_nas_score.py
-                                                                  (per-arch form of VITA-Group/TENAS lib/procedures)
+                     TE-NAS (Chen et al., ICLR 2021)              VITA-Group/TENAS prune_tenas.py, lib/procedures
+                                                                  (per arch as AZ-NAS NB201/ZeroShotProxy/
+                                                                  compute_te_nas_score.py; te_nas_lr on TE-NAS's
+                                                                  thin network, which AZ-NAS's file leaves out)
     epe_nas          EPE-NAS (Lopes et al. 2021)                  automl/NASLib naslib/predictors/utils/pruners/measures/epe_nas.py
     l2_norm, plain   NAS-Bench-Suite-Zero (Krishnakumar et al. 2022) NASLib measures/l2_norm.py, plain.py
 
@@ -41,11 +43,13 @@ from torch import nn
 from nasflow.counting import count_flops, count_params
 from nasflow.errors import ParamsError
 from nasflow.estimators.zero_cost_hooks import _elapsed, _logits, _ReLUInputs, input_jacobian
+from nasflow.models.ops import ThinNetwork
 
 __all__ = [
     "PROXIES_2022", "AGGREGATES", "NEEDS_LABELS_2022", "FUNCS_2022", "aggregate", "log_rank_scores",
     "meco", "meco_opt", "zico", "swap", "swap_reg", "az_expressivity", "az_progressivity", "az_trainability",
-    "az_complexity", "te_nas_ntk", "te_nas_lr", "epe_nas", "l2_norm", "forward_proxies", "az_proxies",
+    "az_complexity", "te_nas_ntk", "te_nas_lr", "te_nas_lr_inputs", "epe_nas", "l2_norm", "forward_proxies",
+    "az_proxies", "OWN_NETWORK",
 ]
 
 PROXIES_2022: tuple[str, ...] = (
@@ -68,6 +72,13 @@ SWAP_SAMPLES = 16              # SWAP's correlation.py: --input_samples 16
 SWAP_REG_MU = 800.0
 SWAP_REG_SIGMA = 730.0 ** 2
 TE_NAS_NAN_COND = 100000.0     # TE-NAS: np.nan_to_num(cond, nan=100000.0)
+# TE-NAS's linear regions (prune_tenas.py): 3 batches of 1,000 one-channel 3 x 3 crops through the thin network
+TE_NAS_LR_SAMPLES = 1000
+TE_NAS_LR_BATCHES = 3
+TE_NAS_LR_SIDE = 3
+# proxies scored on a network of their own for the arch (TE-NAS's, prune_tenas.py `model_config_thin` and
+# `model_config`), not on the study's network: the space's network module builds it, `builder(arch, num_classes=)`
+OWN_NETWORK = {"te_nas_lr": "thin_network", "te_nas_ntk": "ntk_network"}
 AZ_EPS = 1e-8
 
 
@@ -516,8 +527,11 @@ az_complexity = _one_az("az_complexity")
 def te_nas_ntk(model: nn.Module, batch: torch.Tensor, labels=None, seed: int = 0) -> float:
     """Minus the condition number lambda_max / lambda_min of the empirical NTK G G^T, G[i] = d(sum of logits of
     image i)/d(every parameter named `weight`: Conv, Linear and BN weights), training mode, the whole batch
-    forwarded once (Chen et al. 2021; AZ-NAS NB201/ZeroShotProxy/compute_te_nas_score.py `get_ntk_n`,
-    `compute_NTK_score`: -cond, NaN -> -100000). Eigenvalues in float64 (the reference: float32 `eigh`)."""
+    forwarded once, one backward per image (Chen et al. 2021; VITA-Group/TENAS lib/procedures/ntk.py `get_ntk_n`,
+    train_mode=True, num_batch=1; per arch as AZ-NAS NB201/ZeroShotProxy/compute_te_nas_score.py
+    `compute_NTK_score`: -cond, NaN -> -100000; a numerically singular NTK -> -inf). `model` is the network TE-NAS computes it on, its space's
+    `ntk_network` (prune_tenas.py `model_config`: NB201 at C=3, N=1), as built (TE-NAS re-initialises nothing:
+    see te_nas_lr); `score_archs` passes it. Eigenvalues in float64 (the reference: float32 `eigh`)."""
     model.train()
     weights = [p for name, p in model.named_parameters() if "weight" in name]
     logits = _logits(model(batch))
@@ -530,21 +544,52 @@ def te_nas_ntk(model: nn.Module, batch: torch.Tensor, labels=None, seed: int = 0
         rows.append(torch.cat([(torch.zeros_like(w) if g is None else g).reshape(-1) for w, g in zip(weights, grads)]))
     G = torch.stack(rows).double()
     eig = torch.linalg.eigvalsh(G @ G.T)
+    if eig[0] <= eig[-1] * n * torch.finfo(torch.float64).eps:  # numerically singular (rank < images): an
+        return -math.inf  # infinite condition number; the reference's float32 division gives a meaningless
+        # +-huge number there (a positive one would rank best)
     cond = float(eig[-1] / eig[0])
     if math.isnan(cond):
         cond = TE_NAS_NAN_COND
     return -cond
 
 
-def te_nas_lr(model: nn.Module, batch: torch.Tensor, labels=None, seed: int = 0) -> float:
-    """The number of linear regions: distinct binary codes (post-ReLU > 0 over every nn.ReLU on 4-D maps) among
-    Gaussian random inputs shaped like the batch, drawn from `seed`; training mode, no re-initialisation (AZ-NAS
-    compute_te_nas_score.py `Linear_Region_Collector`, `LinearRegionCount.calc_LR`: sum_i 1 / #(codes equal to
-    code i) = the number of distinct codes)."""
-    x = torch.randn(tuple(batch.shape), generator=_generator(seed, batch.device), device=batch.device,
-                    dtype=batch.dtype)
+def te_nas_lr_inputs(batch: torch.Tensor, seed: int = 0, *, samples: int = TE_NAS_LR_SAMPLES,
+                     batches: int = TE_NAS_LR_BATCHES, side: int = TE_NAS_LR_SIDE) -> list[torch.Tensor]:
+    """TE-NAS's linear-region inputs: `batches` batches of `samples` one-channel `side` x `side` crops, each of a
+    random image, channel and position (TENAS lib/procedures/linear_region_counter.py: RandomCrop(3) and
+    RandChannel(1) of normalised training images, input_size (1000, 1, 3, 3), sample_batch 3). Here the images
+    are the batch's (TE-NAS draws 3,000 training images), the draw seeded by `seed`."""
+    n, channels, height, width = batch.shape
+    if height < side or width < side:
+        raise ProxyError(f"te_nas_lr: images of {height}x{width} px are smaller than its {side}x{side} crops")
+    g = _generator(seed, "cpu")
+    total = samples * batches
+    image, channel = torch.randint(n, (total,), generator=g), torch.randint(channels, (total,), generator=g)
+    top = torch.randint(height - side + 1, (total,), generator=g)[:, None, None]
+    left = torch.randint(width - side + 1, (total,), generator=g)[:, None, None]
+    offset = torch.arange(side)
+    rows, cols = top + offset[None, :, None], left + offset[None, None, :]
+    crops = batch.detach().cpu()[image[:, None, None], channel[:, None, None], rows, cols]  # [total, side, side]
+    return list(crops.unsqueeze(1).to(batch.device).split(samples))
+
+
+def te_nas_lr(model: nn.Module, batch: torch.Tensor, labels=None, seed: int = 0, *,
+              samples: int = TE_NAS_LR_SAMPLES, batches: int = TE_NAS_LR_BATCHES, side: int = TE_NAS_LR_SIDE) -> float:
+    """TE-NAS's number of linear regions: of the arch's thin network (`model`: its space's `thin_network`,
+    nasflow.models.ops.ThinNetwork) as built (PyTorch's default init: TE-NAS's launcher passes
+    `--init kaiming_normal`, so `init_model(net, 'kaiming_normal_fanin')` matches none of its branches and
+    re-initialises nothing), training mode, the distinct binary codes (post-ReLU > 0 over every nn.ReLU on 4-D maps) of `batches` x `samples` one-channel
+    crops of the batch's images (`te_nas_lr_inputs`), each batch of crops forwarded on its own (BN statistics per
+    batch) and the codes counted together (Chen et al. 2021; VITA-Group/TENAS prune_tenas.py
+    `Linear_Region_Collector(input_size=(1000, 1, 3, 3), sample_batch=3)`, prune_launch.py;
+    lib/procedures/linear_region_counter.py `calc_LR`: sum_i 1 / #(codes equal to code i) = the number of distinct
+    codes)."""
+    if not isinstance(model, ThinNetwork):
+        raise ProxyError("te_nas_lr: counts the linear regions of the arch's thin network (TE-NAS: one channel, no "
+                         f"stem; its space's thin_network(arch)), not of a {type(model).__name__}")
     model.train()
-    codes = _relu_codes(model, x, "te_nas_lr")
+    codes = torch.cat([_relu_codes(model, x, "te_nas_lr")
+                       for x in te_nas_lr_inputs(batch, seed, samples=samples, batches=batches, side=side)])
     return float(_distinct_rows(codes))
 
 

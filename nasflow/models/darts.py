@@ -50,10 +50,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasflow.models.ops import ReLUConvBN
+from nasflow.models.ops import ReLUConvBN, ThinNetwork
 from nasflow.spaces import darts as space
 
 __all__ = [
+    "thin_network",
+    "ntk_network",
     "DilConv",
     "SepConv",
     "FactorizedReduce",
@@ -296,3 +298,38 @@ def build_network(arch, *, channels: int = 36, depth: int = 20, num_classes: int
     (DARTS reports parameter counts without it: DARTS_V2 at C=36, 20 layers has 3,349,342).
     """
     return NetworkCIFAR(arch, C=channels, layers=depth, num_classes=num_classes, auxiliary=auxiliary)
+
+
+class _ThinCells(nn.Module):
+    """The cells of a thin network, fed the input as both states (no stem), as TE-NAS's NASNetworkDARTS."""
+
+    def __init__(self, cells: list[nn.Module]):
+        super().__init__()
+        self.cells = nn.ModuleList(cells)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = s1 = x
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1)
+        return s1
+
+
+def _two_cells(arch) -> _ThinCells:
+    g = space.parse(arch)
+    multiplier = len(space.CONCAT)
+    return _ThinCells([Cell(g.normal, 1, 1, 1, reduction=False, reduction_prev=False),
+                       Cell(g.reduce, 1, multiplier, 2, reduction=True, reduction_prev=False)])
+
+
+def thin_network(arch, *, num_classes: int = 10) -> ThinNetwork:
+    """TE-NAS's thin network for `arch` (prune_tenas.py on DARTS `model_config_thin`: C=1, N=1, depth=2, stem
+    multiplier 1, no stem): a normal cell at one channel and a reduction cell at two, then the head; input one
+    channel."""
+    return ThinNetwork(_two_cells(arch), 2 * len(space.CONCAT), num_classes)
+
+
+def ntk_network(arch, *, num_classes: int = 10) -> ThinNetwork:
+    """The network TE-NAS computes the NTK on (prune_tenas.py on DARTS `model_config`: as the thin network, with
+    the stem Conv 3x3 (3 -> 1) + BN); input RGB."""
+    stem = nn.Sequential(nn.Conv2d(3, 1, 3, padding=1, bias=False), nn.BatchNorm2d(1))
+    return ThinNetwork(nn.Sequential(stem, _two_cells(arch)), 2 * len(space.CONCAT), num_classes)

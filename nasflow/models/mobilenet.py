@@ -37,9 +37,10 @@ from torch import nn
 
 from nasflow.counting import count_flops
 from nasflow.errors import ParamsError
+from nasflow.models.ops import ThinNetwork
 from nasflow.spaces import mobilenet as space
 
-__all__ = ["MBConv", "Stem", "Head", "MobileNetwork", "build_mobilenet", "build_network", "FlopsTable",
+__all__ = ["thin_network", "ntk_network", "MBConv", "Stem", "Head", "MobileNetwork", "build_mobilenet", "build_network", "FlopsTable",
            "flops_table", "flops_of", "block_flops"]
 
 DROPOUT = 0.2
@@ -157,6 +158,30 @@ def build_network(arch, *, channels: int | None = None, depth: int | None = None
     if width is None:
         width = space.channels_to_width(channels)
     return build_mobilenet(arch, width=width, num_classes=num_classes, input_size=input_size)
+
+
+def _one_channel_blocks(arch) -> list[nn.Module]:
+    blocks = []
+    for choice, spec in zip(space.parse(arch), space.layout(1.0, 224).blocks):
+        block = choice_block(choice, 1, 1, spec.stride)
+        if isinstance(block, MBConv):
+            block.use_residual = spec.stride == 1 and spec.inp == spec.oup
+        blocks.append(block)
+    return blocks
+
+
+def thin_network(arch, *, num_classes: int = 1000) -> ThinNetwork:
+    """nasflow's analogue of TE-NAS's thin network (TE-NAS defines it for cell spaces only): every choice block
+    of `arch` at one input and output channel (hidden = the expansion), its stride and its residual as in the
+    full network (at width 1.0), no stem and no head conv, then the head BN -> ReLU6 -> pool -> Linear; input
+    one channel."""
+    return ThinNetwork(nn.Sequential(*_one_channel_blocks(arch)), 1, num_classes, act=lambda: nn.ReLU6(inplace=True))
+
+
+def ntk_network(arch, *, num_classes: int = 1000) -> MobileNetwork:
+    """nasflow's analogue of TE-NAS's NTK network (on NB201 the benchmark's skeleton at C=3): this space's network
+    at width 0.2 (blocks of 8 to 88 channels; one channel, as the thin network, leaves the NTK singular)."""
+    return build_mobilenet(arch, width=0.2, num_classes=num_classes)
 
 
 # --------------------------------------------------------------------------------------------------------

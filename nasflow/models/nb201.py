@@ -21,10 +21,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from nasflow.models.ops import ResNetBasicBlock, make_op
+from nasflow.models.ops import ResNetBasicBlock, ThinNetwork, make_op
 from nasflow.spaces import nb201 as space
 
-__all__ = ["InferCell", "TinyNetwork", "build_network"]
+__all__ = ["InferCell", "TinyNetwork", "build_network", "thin_network", "ntk_network"]
 
 
 class InferCell(nn.Module):
@@ -122,3 +122,16 @@ def build_network(arch: str, *, channels: int = 16, depth: int = 5, num_classes:
     """The benchmark's fixed-arch network for `arch` (nasflow.registry's common API); `depth` is N, the cells
     per stage."""
     return TinyNetwork(arch, C=channels, N=depth, num_classes=num_classes)
+
+
+def thin_network(arch: str, *, num_classes: int = 10) -> ThinNetwork:
+    """TE-NAS's thin network for `arch` (prune_tenas.py on NB201: C=1, N=1, depth=1, no stem): the arch's cell at
+    one channel, then the head; input one channel. TE-NAS runs its pruned supernet; for one arch that is this
+    cell (the zero-weighted ops it still runs are left out)."""
+    return ThinNetwork(InferCell(arch, 1), 1, num_classes)
+
+
+def ntk_network(arch: str, *, num_classes: int = 10) -> TinyNetwork:
+    """The network TE-NAS computes the NTK on (prune_tenas.py on NB201 `model_config`: C=3, N=1, with the stem):
+    the benchmark's skeleton with one cell per stage at 3, 6 and 12 channels."""
+    return TinyNetwork(arch, C=3, N=1, num_classes=num_classes)

@@ -22,6 +22,7 @@ from torch import nn
 
 __all__ = [
     "OPS",
+    "ThinNetwork",
     "ReLUConvBN",
     "Zero",
     "Identity",
@@ -153,3 +154,20 @@ class ResNetBasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv_b(self.conv_a(x)) + self.shortcut(x)
+
+
+class ThinNetwork(nn.Module):
+    """TE-NAS's thin network for counting linear regions (VITA-Group/TENAS prune_tenas.py `model_config_thin`:
+    one channel, no stem, the first cells only): `body` maps a one-channel image to `channels` maps, then BN ->
+    activation -> global average pool -> Linear, the head of NB201's network. Each space's `thin_network(arch)`
+    builds one; nasflow.estimators.zero_cost_2022.te_nas_lr takes it."""
+
+    def __init__(self, body: nn.Module, channels: int, num_classes: int, act: Callable[[], nn.Module] = nn.ReLU):
+        super().__init__()
+        self.body = body
+        self.lastact = nn.Sequential(nn.BatchNorm2d(channels), act())
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.global_pooling(self.lastact(self.body(x))).flatten(1))
