@@ -157,8 +157,9 @@ def test_te_nas_lr_needs_the_thin_network():
 def test_thin_networks_follow_te_nas_in_each_space():
     """TE-NAS's thin networks (prune_tenas.py model_config_thin): NB201 the arch's cell at one channel, DARTS a
     normal and a reduction cell (1 and 2 channels), MobileNet every block at one channel; one-channel input."""
+    from nasflow.models.mobilenet import MBConv
+    from nasflow.models.mobilenet import build_network as mobilenet_network
     from nasflow.registry import network_module
-    from nasflow.models.mobilenet import MBConv, build_network as mobilenet_network
     from nasflow.spaces import darts, mobilenet
 
     nb = network_module("nb201").thin_network(ALL_CONV, num_classes=10)
