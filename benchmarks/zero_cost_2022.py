@@ -66,7 +66,7 @@ def _timing(args) -> None:
         start = time.perf_counter()
         zc.score(factory, x, y, proxies=[n for n in names if n != "te_nas_ntk"], seed=0, own_networks=own)
         without_ntk.append(time.perf_counter() - start)
-        floor.append(_one_backward(factory(), x))
+        floor.append((_one_backward(factory(), x), _one_backward(own["te_nas_ntk"](), x)))
     print(f"# {args.arch}")
     print(f"# NB201 C=16 N=5, 32 px, batch 64, torch.set_num_threads(1), median of {args.repeats}; "
           f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
@@ -79,9 +79,11 @@ def _timing(args) -> None:
           f"{sum(med([b for _, b in alone[n]]) for n in names):>9.3f}")
     print(f"{'all together':<18} {'':>9} {med(together):>9.3f}")
     print(f"{'all but te_nas_ntk':<18} {'':>9} {med(without_ntk):>9.3f}")
-    print(f"# one backward of the summed logits through this network (after one forward): {med(floor):.3f} s; "
-          f"te_nas_ntk's {x.shape[0]} per-image rows need {x.shape[0]} of them (BN couples the images), at least "
-          f"{x.shape[0] * med(floor):.1f} s on this core")
+    full, ntk = med([f for f, _ in floor]), med([k for _, k in floor])
+    print(f"# one backward of the summed logits (after one forward): {full:.3f} s through this network (the unit of "
+          f"zico, plain, epe_nas, az_trainability), {ntk:.3f} s through TE-NAS's NTK network (C=3, N=1): "
+          f"te_nas_ntk's {x.shape[0]} per-image rows need {x.shape[0]} of those (BN couples the images), at least "
+          f"{x.shape[0] * ntk:.1f} s on this core")
 
 
 def _one_backward(model, x) -> float:
