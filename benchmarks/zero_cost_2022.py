@@ -82,7 +82,7 @@ def _timing(args) -> None:
     full, ntk = med([f for f, _ in floor]), med([k for _, k in floor])
     print(f"# one backward of the summed logits (after one forward): {full:.3f} s through this network (the unit of "
           f"zico, plain, epe_nas, az_trainability), {ntk:.3f} s through TE-NAS's NTK network (C=3, N=1): "
-          f"te_nas_ntk's {x.shape[0]} per-image rows need {x.shape[0]} of those (BN couples the images), at least "
+          f"te_nas_ntk's {x.shape[0]} per-image rows need {x.shape[0]} of those (BN couples the images), about "
           f"{x.shape[0] * ntk:.1f} s on this core")
 
 
